@@ -1,0 +1,211 @@
+//! Every way a request can fail, and the one place where a failure becomes
+//! the contract's JSON: `{"error":"<for a person>","code":"<stable_snake_case>"}`.
+//!
+//! Handlers return `Result<_, ApiError>`; actix calls
+//! [`ResponseError::error_response`] for the error arm. Actix's own
+//! extractor errors (a malformed query string, say) are routed here too, by
+//! [`query_error`], so a client never gets a plain-text error from `/api/*`.
+//!
+//! The same codes appear in WebSocket `error` frames, so a client handles
+//! `rate_limited` once whichever transport it uses.
+
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::limits::Refusal;
+use crate::message::InvalidMessage;
+use crate::store::StoreError;
+
+/// A failed `/api/*` request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: a query parameter is missing its form or its range.
+    #[error("{0}")]
+    BadQuery(String),
+    /// 400: the body is not the JSON we expect.
+    #[error("{0}")]
+    BadJson(String),
+    /// 400: a plain GET arrived where a WebSocket upgrade was expected.
+    #[error("this endpoint speaks WebSocket: send an Upgrade: websocket request")]
+    NotWebSocket,
+    /// 401: changing the lab needs the teacher's token.
+    #[error("changing the lab needs the teacher token (Authorization: Bearer <token>)")]
+    Unauthorized,
+    /// 403: a WebSocket upgrade from a page on another site.
+    #[error("WebSocket connections from origin {0} are not allowed")]
+    ForbiddenOrigin(String),
+    /// 404: no such endpoint.
+    #[error("no such endpoint: {0}")]
+    NotFound(String),
+    /// 405: the endpoint exists but not with this method.
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    /// 413: the body exceeds `--max-body-bytes`.
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    /// 415: the body is not declared as JSON.
+    #[error("send the body as JSON with Content-Type: application/json")]
+    NotJson,
+    /// 422: a field is out of its bounds.
+    #[error(transparent)]
+    Invalid(#[from] InvalidMessage),
+    /// 422: a lab field is out of its bounds.
+    #[error("{0}")]
+    InvalidLab(String),
+    /// 429: this client is posting too fast.
+    #[error("too many messages: wait {}s before sending again", retry_secs(*.0))]
+    RateLimited(Duration),
+    /// 429 (one address over its share) or 503 (server full).
+    #[error("{}", connection_refusal_text(.what, .refusal))]
+    TooManyConnections {
+        /// What kind of connection was refused.
+        what: &'static str,
+        /// Which limit refused it.
+        refusal: Refusal,
+    },
+    /// 503: the teacher switched the lab's outage on.
+    #[error("the network lab's outage is on; try again shortly")]
+    Outage,
+    /// 503: the server is stopping.
+    #[error("the server is shutting down; try again shortly")]
+    ShuttingDown,
+    /// 503: the database writer's queue is full.
+    #[error("the server is busy storing messages; try again shortly")]
+    Busy,
+    /// 500: the database failed.
+    #[error("{0}")]
+    Store(String),
+}
+
+fn retry_secs(d: Duration) -> u64 {
+    // Retry-After is whole seconds; round up so the client never comes back
+    // before a token is there.
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn connection_refusal_text(what: &str, refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::PerAddress(n) => {
+            format!("too many {what} from your address (at most {n}); close some tabs")
+        }
+        Refusal::Total(n) => format!("the server is full: {n} {what} are open already"),
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Closed => ApiError::ShuttingDown,
+            StoreError::Busy => ApiError::Busy,
+            other => ApiError::Store(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    /// The stable snake_case code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadQuery(_) => "bad_query",
+            ApiError::BadJson(_) => "bad_json",
+            ApiError::NotWebSocket => "not_websocket",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::ForbiddenOrigin(_) => "forbidden_origin",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::NotJson => "not_json",
+            ApiError::Invalid(invalid) => invalid.code(),
+            ApiError::InvalidLab(_) => "invalid_lab",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::TooManyConnections { .. } => "too_many_connections",
+            ApiError::Outage => "outage",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Busy => "busy",
+            ApiError::Store(_) => "store_failed",
+        }
+    }
+
+    /// How long the client should wait before trying again, if it should.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::RateLimited(wait) => Some(*wait),
+            ApiError::TooManyConnections { .. }
+            | ApiError::Outage
+            | ApiError::ShuttingDown
+            | ApiError::Busy => Some(Duration::from_secs(2)),
+            _ => None,
+        }
+    }
+
+    /// The JSON body shared by HTTP answers and WebSocket error frames.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.to_string(),
+            code: self.code(),
+            retry_after_ms: self.retry_after().map(|d| d.as_millis() as u64),
+        }
+    }
+}
+
+/// `{"error": …, "code": …}` (plus `retry_after_ms` when there is one, an
+/// extension so WebSocket clients, which get no headers, know it too).
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// A sentence for a person.
+    pub error: String,
+    /// A stable snake_case code for a program.
+    pub code: &'static str,
+    /// When to try again, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadQuery(_) | ApiError::BadJson(_) | ApiError::NotWebSocket => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Invalid(_) | ApiError::InvalidLab(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyConnections { refusal, .. } => match refusal {
+                Refusal::PerAddress(_) => StatusCode::TOO_MANY_REQUESTS,
+                Refusal::Total(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::Outage | ApiError::ShuttingDown | ApiError::Busy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Some(wait) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, retry_secs(wait).max(1).to_string()));
+        }
+        if matches!(self, ApiError::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(self.body())
+    }
+}
+
+/// Turns actix's query-string extractor errors into our `400 bad_query`.
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadQuery(format!("bad query string: {err}")).into()
+}

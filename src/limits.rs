@@ -1,0 +1,212 @@
+//! Limits that keep one client from spoiling the room for everybody else.
+//!
+//! A classroom network is hostile by accident: a student's script that posts
+//! in a tight loop, a page reloaded fifty times, a phone that sleeps with its
+//! connection half open. Every limit here is explicit, set by a flag (see
+//! [`crate::config::Config`]), documented in `docs/limits.md`, and answered
+//! with the contract's JSON error — a refusal is never a silent drop.
+//!
+//! Two shapes of limit:
+//! * [`RateLimiter`] — a token bucket per client address for posting
+//!   messages: `rate` tokens per second, at most `burst` saved up.
+//! * [`ConnectionLimiter`] — how many long-lived things (WebSockets, SSE
+//!   streams, held long polls) one address, and the whole server, may have
+//!   open at once. Acquiring returns a guard; dropping the guard gives the
+//!   slot back, however the connection ended.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Above this many tracked addresses, idle entries are swept out, so the map
+/// cannot grow without bound however many addresses appear.
+const SWEEP_THRESHOLD: usize = 4_096;
+
+/// Token bucket per client address.
+#[derive(Debug)]
+pub struct RateLimiter {
+    /// Tokens added per second (0 = unlimited).
+    rate: f64,
+    /// Bucket size.
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl RateLimiter {
+    /// `rate` per second on average, `burst` at once; a rate of 0 (or less)
+    /// disables the limit.
+    pub fn new(rate: f64, burst: u32) -> RateLimiter {
+        RateLimiter {
+            rate: rate.max(0.0),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `ip`, or says how long to wait for one.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        if self.rate == 0.0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        // unwrap: nothing panics while holding this lock.
+        let mut buckets = self.buckets.lock().unwrap();
+        if buckets.len() > SWEEP_THRESHOLD {
+            // A bucket that has refilled completely carries no information.
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.retain(|_, b| b.refilled(now, rate, burst) < burst);
+        }
+        let bucket = buckets.entry(ip).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        bucket.tokens = bucket.refilled(now, self.rate, self.burst);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
+        }
+    }
+}
+
+impl Bucket {
+    fn refilled(&self, now: Instant, rate: f64, burst: f64) -> f64 {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        (self.tokens + elapsed * rate).min(burst)
+    }
+}
+
+/// Which limit refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// This address has too many open already (429).
+    PerAddress(u32),
+    /// The server as a whole is full (503).
+    Total(u32),
+}
+
+/// Counts open connections of one kind, per address and in total.
+#[derive(Debug)]
+pub struct ConnectionLimiter {
+    /// What is being counted, for error messages ("WebSocket connections").
+    pub what: &'static str,
+    per_ip: u32,
+    total: u32,
+    state: Mutex<ConnState>,
+}
+
+#[derive(Debug, Default)]
+struct ConnState {
+    by_ip: HashMap<IpAddr, u32>,
+    total: u32,
+}
+
+impl ConnectionLimiter {
+    /// At most `per_ip` per address and `total` overall (0 = unlimited).
+    pub fn new(what: &'static str, per_ip: u32, total: u32) -> Arc<ConnectionLimiter> {
+        Arc::new(ConnectionLimiter {
+            what,
+            per_ip,
+            total,
+            state: Mutex::new(ConnState::default()),
+        })
+    }
+
+    /// Takes a slot for `ip`, released when the guard is dropped.
+    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionGuard, Refusal> {
+        // unwrap: nothing panics while holding this lock.
+        let mut state = self.state.lock().unwrap();
+        if self.total > 0 && state.total >= self.total {
+            return Err(Refusal::Total(self.total));
+        }
+        let count = state.by_ip.entry(ip).or_insert(0);
+        if self.per_ip > 0 && *count >= self.per_ip {
+            return Err(Refusal::PerAddress(self.per_ip));
+        }
+        *count += 1;
+        state.total += 1;
+        Ok(ConnectionGuard {
+            limiter: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// Connections open right now.
+    pub fn open(&self) -> u32 {
+        // unwrap: see acquire.
+        self.state.lock().unwrap().total
+    }
+}
+
+/// One open connection's slot.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    limiter: Arc<ConnectionLimiter>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        // unwrap: see acquire.
+        let mut state = self.limiter.state.lock().unwrap();
+        state.total -= 1;
+        if let Some(count) = state.by_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                // Forget addresses with nothing open: the map stays as small
+                // as the set of currently connected clients.
+                state.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+
+    #[test]
+    fn bucket_allows_burst_then_refuses_with_a_wait() {
+        let limiter = RateLimiter::new(2.0, 3);
+        for _ in 0..3 {
+            limiter.check(A).unwrap();
+        }
+        let wait = limiter.check(A).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500));
+        // Another address has its own bucket.
+        limiter.check(B).unwrap();
+    }
+
+    #[test]
+    fn zero_rate_is_unlimited() {
+        let limiter = RateLimiter::new(0.0, 1);
+        for _ in 0..10_000 {
+            limiter.check(A).unwrap();
+        }
+    }
+
+    #[test]
+    fn connection_slots_come_back_when_guards_drop() {
+        let limiter = ConnectionLimiter::new("test", 2, 3);
+        let a1 = limiter.acquire(A).unwrap();
+        let _a2 = limiter.acquire(A).unwrap();
+        assert_eq!(limiter.acquire(A).unwrap_err(), Refusal::PerAddress(2));
+        let _b1 = limiter.acquire(B).unwrap();
+        assert_eq!(limiter.acquire(B).unwrap_err(), Refusal::Total(3));
+        drop(a1);
+        assert_eq!(limiter.open(), 2);
+        limiter.acquire(B).unwrap();
+    }
+}

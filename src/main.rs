@@ -1,0 +1,131 @@
+//! `weebsockets`: parse the flags, open the room, print where to point the
+//! class, serve until Ctrl-C or SIGTERM, then stop gracefully.
+
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::process::ExitCode;
+
+use clap::Parser;
+use weebsockets::{AppState, Config};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,actix_server=warn".into()),
+        )
+        .init();
+
+    let config = Config::parse();
+    let listener = match TcpListener::bind(config.bind) {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("cannot listen on {}: {err}", config.bind);
+            if err.kind() == std::io::ErrorKind::AddrInUse {
+                eprintln!("another server is using that port; try --bind 127.0.0.1:8081");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let db = config.db.display().to_string();
+    let state = match AppState::open(config) {
+        Ok(state) => state,
+        Err(err) => {
+            eprintln!("cannot open the message store {db}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // unwrap: a bound listener always has a local address.
+    let addr = listener.local_addr().unwrap();
+    print_banner(addr, &state, &db);
+
+    match weebsockets::run(listener, state, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("server error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM (what `kill` and service managers send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// What the teacher needs at a glance: every page's address (on the LAN too
+/// when bound to all interfaces) and the lab's token.
+fn print_banner(addr: SocketAddr, state: &AppState, db: &str) {
+    let mut hosts = Vec::new();
+    if addr.ip().is_unspecified() {
+        hosts.push(format!("localhost:{}", addr.port()));
+        if let Some(lan) = lan_address() {
+            hosts.push(SocketAddr::new(lan, addr.port()).to_string());
+        }
+    } else {
+        hosts.push(addr.to_string());
+    }
+    let pages = [
+        ("lesson map", "/"),
+        ("setInterval", "/interval"),
+        ("setTimeout", "/timeout"),
+        ("long polling", "/longpoll"),
+        ("WebSockets", "/websocket"),
+        ("Server-Sent Events", "/sse"),
+        ("side by side", "/compare"),
+        ("dashboard", "/dashboard"),
+    ];
+    println!();
+    println!(
+        "  Weebsockets is running — messages so far: {}",
+        state.room.last_id()
+    );
+    for host in &hosts {
+        println!();
+        for (name, path) in pages {
+            println!("    {name:<20} http://{host}{path}");
+        }
+    }
+    if !addr.ip().is_unspecified() && addr.ip().is_loopback() {
+        println!();
+        println!(
+            "  Only this computer can connect. For the class: --bind 0.0.0.0:{}",
+            addr.port()
+        );
+    }
+    println!();
+    println!(
+        "  Teacher token (for the dashboard's lab): {}",
+        state.teacher_token
+    );
+    println!("  Message log: {db}   Stop with Ctrl-C.");
+    println!();
+}
+
+/// The address other machines on the network reach us at: the source
+/// address the OS would use to reach an outside host. Connecting a UDP
+/// socket sends no packet; it only picks a route.
+fn lan_address() -> Option<IpAddr> {
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}

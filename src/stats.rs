@@ -1,0 +1,176 @@
+//! Counters per transport, served at `GET /api/stats` for the teacher's
+//! dashboard and the benchmarks.
+//!
+//! The numbers are the lesson in figures: setInterval polling piles up
+//! `requests` and `empty_responses` whatever the traffic; long polling spends
+//! about one request per delivered message; a WebSocket spends one request
+//! (the upgrade) for the whole session. Counters are plain atomics bumped
+//! with `Relaxed` ordering: each is an independent tally, nothing is
+//! synchronised through them, and a dashboard that is a microsecond stale is
+//! fine.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::message::Via;
+
+/// One transport's counters.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    /// HTTP requests answered (for WebSocket and SSE: connections opened).
+    pub requests: AtomicU64,
+    /// Answers that carried no message: the waste of polling.
+    pub empty_responses: AtomicU64,
+    /// Messages delivered to readers of this transport.
+    pub messages_delivered: AtomicU64,
+    /// Body or frame bytes sent to readers (HTTP headers not included).
+    pub bytes_sent: AtomicU64,
+    /// Right now: polls being answered, long polls held, or connections open.
+    pub open: AtomicU64,
+    /// Most `open` at any moment since start.
+    pub open_max: AtomicU64,
+    /// Messages that senders on this transport's page posted.
+    pub messages_received: AtomicU64,
+    /// Requests refused with an error (4xx/5xx) or frames answered with an
+    /// error frame.
+    pub errors: AtomicU64,
+}
+
+impl TransportStats {
+    /// Counts one delivery of `messages` messages in `bytes` bytes.
+    pub fn delivered(&self, messages: usize, bytes: usize) {
+        if messages == 0 {
+            self.empty_responses.fetch_add(1, Relaxed);
+        }
+        self.messages_delivered.fetch_add(messages as u64, Relaxed);
+        self.bytes_sent.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Marks one more open request/connection until the guard is dropped.
+    pub fn open_guard(&self) -> OpenGuard<'_> {
+        let now = self.open.fetch_add(1, Relaxed) + 1;
+        self.open_max.fetch_max(now, Relaxed);
+        OpenGuard(self)
+    }
+}
+
+/// Decrements `open` when dropped, however the request ends (answered,
+/// failed, or abandoned by a client that went away).
+pub struct OpenGuard<'a>(&'a TransportStats);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// All counters of the server.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    transports: [TransportStats; 6],
+    /// Posts refused by validation (4xx other than 429).
+    pub posts_rejected: AtomicU64,
+    /// Posts refused by the rate limit (429).
+    pub posts_rate_limited: AtomicU64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            started: Instant::now(),
+            transports: Default::default(),
+            posts_rejected: AtomicU64::new(0),
+            posts_rate_limited: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Stats {
+    /// The counters of one transport.
+    pub fn of(&self, via: Via) -> &TransportStats {
+        &self.transports[via as usize]
+    }
+
+    /// A consistent-enough copy for `GET /api/stats`.
+    pub fn snapshot(&self, last_id: u64) -> StatsSnapshot {
+        let mut transports = serde_json::Map::new();
+        for via in Via::ALL {
+            let t = self.of(via);
+            // unwrap: a struct of integers always serialises.
+            let value = serde_json::to_value(TransportSnapshot {
+                requests: t.requests.load(Relaxed),
+                empty_responses: t.empty_responses.load(Relaxed),
+                messages_delivered: t.messages_delivered.load(Relaxed),
+                bytes_sent: t.bytes_sent.load(Relaxed),
+                open: t.open.load(Relaxed),
+                open_max: t.open_max.load(Relaxed),
+                messages_received: t.messages_received.load(Relaxed),
+                errors: t.errors.load(Relaxed),
+            })
+            .unwrap();
+            transports.insert(via.as_str().to_owned(), value);
+        }
+        let posted: u64 = Via::ALL
+            .iter()
+            .map(|v| self.of(*v).messages_received.load(Relaxed))
+            .sum();
+        StatsSnapshot {
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            room: RoomSnapshot {
+                last_id,
+                messages_posted: posted,
+                posts_rejected: self.posts_rejected.load(Relaxed),
+                posts_rate_limited: self.posts_rate_limited.load(Relaxed),
+            },
+            transports,
+        }
+    }
+}
+
+/// `GET /api/stats` body.
+#[derive(Debug, Serialize)]
+pub struct StatsSnapshot {
+    /// Milliseconds since the server started.
+    pub uptime_ms: u64,
+    /// Room-wide totals.
+    pub room: RoomSnapshot,
+    /// One entry per transport name (`interval`, …, `api`).
+    pub transports: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Room-wide totals.
+#[derive(Debug, Serialize)]
+pub struct RoomSnapshot {
+    /// Newest message id (also the number of messages ever stored).
+    pub last_id: u64,
+    /// Messages accepted since this server process started.
+    pub messages_posted: u64,
+    /// Posts refused as invalid since start.
+    pub posts_rejected: u64,
+    /// Posts refused by the rate limit since start.
+    pub posts_rate_limited: u64,
+}
+
+/// One transport in `GET /api/stats`.
+#[derive(Debug, Serialize)]
+pub struct TransportSnapshot {
+    /// See [`TransportStats::requests`].
+    pub requests: u64,
+    /// See [`TransportStats::empty_responses`].
+    pub empty_responses: u64,
+    /// See [`TransportStats::messages_delivered`].
+    pub messages_delivered: u64,
+    /// See [`TransportStats::bytes_sent`].
+    pub bytes_sent: u64,
+    /// See [`TransportStats::open`].
+    pub open: u64,
+    /// See [`TransportStats::open_max`].
+    pub open_max: u64,
+    /// See [`TransportStats::messages_received`].
+    pub messages_received: u64,
+    /// See [`TransportStats::errors`].
+    pub errors: u64,
+}
