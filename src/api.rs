@@ -188,6 +188,8 @@ pub struct ReadQuery {
     pub timeout: Option<String>,
     /// Which polling page is asking (`interval`, `timeout`), for the stats.
     pub transport: Option<String>,
+    /// A per-tab id the pages send so the stats can count who is here.
+    pub client: Option<String>,
 }
 
 /// Default and bounds of `limit` (contract).
@@ -199,6 +201,24 @@ impl ReadQuery {
     /// `since`, default 0.
     pub fn since(&self) -> Result<u64, ApiError> {
         number("since", self.since.as_deref(), 0, 0..=u64::MAX)
+    }
+
+    /// `client`, if given: 1..=64 of `A-Z a-z 0-9 _ -`.
+    pub fn client(&self) -> Result<Option<&str>, ApiError> {
+        match self.client.as_deref() {
+            None => Ok(None),
+            Some(id)
+                if (1..=64).contains(&id.len())
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                Ok(Some(id))
+            }
+            Some(id) => Err(ApiError::BadQuery(format!(
+                "client must be 1 to 64 letters, digits, '_' or '-' (got {id:?})"
+            ))),
+        }
     }
 
     /// `limit`, default 100, 1..=500.

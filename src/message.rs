@@ -159,6 +159,11 @@ impl NewMessage {
         via: Via,
         max_text: usize,
     ) -> Result<NewMessage, InvalidMessage> {
+        // Controls are checked before trimming: some of them (U+000B, U+000C,
+        // U+001C..U+001F, U+0085) count as whitespace and would otherwise
+        // slip through by being trimmed off the ends.
+        check_controls("author", author)?;
+        check_controls("text", text)?;
         let author = author.trim();
         let text = text.trim();
         // Counted in Unicode scalar values (`chars()`), not bytes: "ü" is one
@@ -178,8 +183,6 @@ impl NewMessage {
                 max: max_text,
             });
         }
-        check_controls("author", author)?;
-        check_controls("text", text)?;
         Ok(NewMessage {
             author: author.to_owned(),
             text: text.to_owned(),
@@ -283,10 +286,15 @@ mod tests {
     #[test]
     fn control_characters_except_newline_cr_tab_are_refused() {
         assert!(NewMessage::validate("ada", "a\nb\r\tc", Via::Api, MAX_TEXT_CHARS).is_ok());
-        for bad in ['\u{0}', '\u{7}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}'] {
-            let text = format!("a{bad}b");
-            let err = NewMessage::validate("ada", &text, Via::Api, MAX_TEXT_CHARS).unwrap_err();
-            assert_eq!(err.code(), "control_character", "{bad:?}");
+        for bad in [
+            '\u{0}', '\u{7}', '\u{b}', '\u{1b}', '\u{1f}', '\u{7f}', '\u{85}', '\u{9f}',
+        ] {
+            // In the middle, and at the end where trimming would eat the
+            // whitespace-like ones.
+            for text in [format!("a{bad}b"), format!("ab{bad}")] {
+                let err = NewMessage::validate("ada", &text, Via::Api, MAX_TEXT_CHARS).unwrap_err();
+                assert_eq!(err.code(), "control_character", "{bad:?}");
+            }
         }
         // Format characters (Cf) such as a zero-width joiner are not Cc.
         assert!(NewMessage::validate("ada", "👩\u{200d}💻", Via::Api, MAX_TEXT_CHARS).is_ok());
@@ -307,6 +315,10 @@ mod tests {
         let event = std::str::from_utf8(&m.sse_event).unwrap();
         assert!(event.starts_with("id: 7\nevent: message\ndata: {"));
         assert!(event.ends_with("}\n\n"));
-        assert_eq!(event.trim_end().lines().count(), 3, "data must stay on one line");
+        assert_eq!(
+            event.trim_end().lines().count(),
+            3,
+            "data must stay on one line"
+        );
     }
 }

@@ -9,8 +9,10 @@
 //! synchronised through them, and a dashboard that is a microsecond stale is
 //! fine.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -36,7 +38,18 @@ pub struct TransportStats {
     /// Requests refused with an error (4xx/5xx) or frames answered with an
     /// error frame.
     pub errors: AtomicU64,
+    /// Polling clients (by their `client=` id) and when each was last seen:
+    /// polling has no connection to count, so "who is here" is "who asked
+    /// recently".
+    recent_clients: Mutex<HashMap<String, Instant>>,
 }
+
+/// A polling client counts as connected this long after its last request.
+pub const CLIENT_SEEN_WINDOW: Duration = Duration::from_secs(10);
+
+/// Most polling clients remembered per transport; beyond it new ids are not
+/// tracked (the count then reads as "at least this many").
+const MAX_TRACKED_CLIENTS: usize = 10_000;
 
 impl TransportStats {
     /// Counts one delivery of `messages` messages in `bytes` bytes.
@@ -46,6 +59,30 @@ impl TransportStats {
         }
         self.messages_delivered.fetch_add(messages as u64, Relaxed);
         self.bytes_sent.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Notes that the client with this id just asked.
+    pub fn seen_client(&self, client: &str) {
+        let now = Instant::now();
+        // unwrap: nothing panics while holding this lock.
+        let mut clients = self.recent_clients.lock().unwrap();
+        if clients.len() >= MAX_TRACKED_CLIENTS {
+            clients.retain(|_, seen| now.duration_since(*seen) < CLIENT_SEEN_WINDOW);
+        }
+        if let Some(seen) = clients.get_mut(client) {
+            *seen = now;
+        } else if clients.len() < MAX_TRACKED_CLIENTS {
+            clients.insert(client.to_owned(), now);
+        }
+    }
+
+    /// Distinct clients seen within [`CLIENT_SEEN_WINDOW`].
+    pub fn recent_client_count(&self) -> u64 {
+        let now = Instant::now();
+        // unwrap: see seen_client.
+        let mut clients = self.recent_clients.lock().unwrap();
+        clients.retain(|_, seen| now.duration_since(*seen) < CLIENT_SEEN_WINDOW);
+        clients.len() as u64
     }
 
     /// Marks one more open request/connection until the guard is dropped.
@@ -99,6 +136,14 @@ impl Stats {
         let mut transports = serde_json::Map::new();
         for via in Via::ALL {
             let t = self.of(via);
+            // A push transport's clients are its open connections; a
+            // polling transport's are those that asked recently.
+            let clients = match via {
+                Via::Websocket | Via::Sse => t.open.load(Relaxed),
+                // A held poll may be quiet longer than the window.
+                Via::Longpoll => t.open.load(Relaxed).max(t.recent_client_count()),
+                _ => t.recent_client_count(),
+            };
             // unwrap: a struct of integers always serialises.
             let value = serde_json::to_value(TransportSnapshot {
                 requests: t.requests.load(Relaxed),
@@ -109,6 +154,7 @@ impl Stats {
                 open_max: t.open_max.load(Relaxed),
                 messages_received: t.messages_received.load(Relaxed),
                 errors: t.errors.load(Relaxed),
+                clients,
             })
             .unwrap();
             transports.insert(via.as_str().to_owned(), value);
@@ -173,4 +219,7 @@ pub struct TransportSnapshot {
     pub messages_received: u64,
     /// See [`TransportStats::errors`].
     pub errors: u64,
+    /// Clients on this transport now: open connections (WebSocket, SSE) or
+    /// distinct `client=` ids seen in the last 10 s (polling).
+    pub clients: u64,
 }

@@ -53,6 +53,9 @@ async fn hold(
     state.check_outage()?;
     let since = query.since()?;
     let limit = query.limit()?;
+    if let Some(client) = query.client()? {
+        state.stats.of(Via::Longpoll).seen_client(client);
+    }
     let timeout = number(
         "timeout",
         query.timeout.as_deref(),

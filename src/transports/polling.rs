@@ -38,6 +38,9 @@ pub async fn get_messages(
     let result = async {
         state.check_outage()?;
         let (since, limit) = (query.since()?, query.limit()?);
+        if let Some(client) = query.client()? {
+            stats.seen_client(client);
+        }
         let started = Instant::now();
         let page = state.room.read_since(since, limit).await?;
 

@@ -1,0 +1,334 @@
+//! Shared helpers for the integration tests: start the real server on an
+//! ephemeral port, and small real clients for each transport (HTTP via
+//! reqwest, WebSocket via tokio-tungstenite, SSE parsed from a streaming
+//! HTTP body).
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use weebsockets::{Config, Running};
+
+/// Long enough for anything a test waits on; short enough that a hang
+/// fails the test instead of the CI job.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Starts the real server (in-memory store, limits at their defaults) on
+/// 127.0.0.1 with an ephemeral port.
+pub fn start_server() -> Running {
+    start_with(|_| {})
+}
+
+/// Like [`start_server`], after letting the test adjust the config.
+pub fn start_with(adjust: impl FnOnce(&mut Config)) -> Running {
+    let mut config = Config::for_tests();
+    adjust(&mut config);
+    weebsockets::start(config).expect("server starts")
+}
+
+/// Raises this process's open-file limit to its hard limit, for tests that
+/// open thousands of sockets.
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+        limit.rlim_cur
+    }
+}
+
+/// An HTTP client for one server.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(server: &Running) -> Api {
+        Api {
+            base: server.url(""),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(70))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a message; returns the status and the JSON body.
+    pub async fn post(&self, author: &str, text: &str, via: Option<&str>) -> (u16, Value) {
+        let mut body = json!({"author": author, "text": text});
+        if let Some(via) = via {
+            body["via"] = json!(via);
+        }
+        let response = self
+            .http
+            .post(self.url("/api/messages"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs a message that must be accepted; returns its id.
+    pub async fn post_ok(&self, author: &str, text: &str) -> u64 {
+        let (status, body) = self.post(author, text, None).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_u64().unwrap()
+    }
+
+    /// GETs a path; returns status, headers and the body as JSON (Null if
+    /// empty or not JSON).
+    pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// All messages with id > since, paging through `limit`.
+    pub async fn all_since(&self, mut since: u64) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let (status, _, body) = self
+                .get(&format!("/api/messages?since={since}&limit=500"))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let messages = body["messages"].as_array().unwrap().clone();
+            if messages.is_empty() {
+                return out;
+            }
+            since = messages.last().unwrap()["id"].as_u64().unwrap();
+            out.extend(messages);
+        }
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.get("/api/stats").await.2
+    }
+
+    /// Changes the lab with the teacher token.
+    pub async fn lab(&self, token: &str, change: Value) -> Value {
+        let response = self
+            .http
+            .put(self.url("/api/lab"))
+            .bearer_auth(token)
+            .json(&change)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Waits until `check(stats)` holds (synchronising on the server's own
+    /// counters rather than on a sleep).
+    pub async fn wait_for_stats(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let stats = self.stats().await;
+            if check(&stats) {
+                return stats;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; stats: {stats}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Ids of a list of messages.
+pub fn ids(messages: &[Value]) -> Vec<u64> {
+    messages.iter().map(|m| m["id"].as_u64().unwrap()).collect()
+}
+
+/// A WebSocket client speaking the contract's frames.
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    pub async fn connect(server: &Running, since: u64) -> Ws {
+        let (stream, response) =
+            tokio_tungstenite::connect_async(server.ws_url(&format!("/api/ws?since={since}")))
+                .await
+                .expect("websocket upgrade");
+        assert_eq!(response.status(), 101);
+        Ws { stream }
+    }
+
+    /// The next text frame as JSON (pings are answered by tungstenite).
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("a frame within PATIENCE")
+                .expect("stream open")
+                .expect("valid frame");
+            match frame {
+                WsMessage::Text(text) => return serde_json::from_str(&text).unwrap(),
+                WsMessage::Close(reason) => panic!("closed unexpectedly: {reason:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Reads `message` frames until `count` have arrived; returns them.
+    pub async fn messages(&mut self, count: usize) -> Vec<Value> {
+        let mut out = Vec::new();
+        while out.len() < count {
+            let frame = self.next().await;
+            if frame["type"] == "message" {
+                out.push(frame["message"].clone());
+            }
+        }
+        out
+    }
+
+    pub async fn send_json(&mut self, frame: Value) {
+        self.stream
+            .send(WsMessage::Text(frame.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// Waits for the server's close frame; returns its code.
+    pub async fn close_code(&mut self) -> u16 {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("a close within PATIENCE");
+            match frame {
+                Some(Ok(WsMessage::Close(Some(frame)))) => return frame.code.into(),
+                Some(Ok(WsMessage::Close(None))) => return 1005,
+                Some(Ok(_)) => continue,
+                other => panic!("connection ended without a close frame: {other:?}"),
+            }
+        }
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Default, Clone)]
+pub struct Event {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub retry: Option<u64>,
+}
+
+/// A minimal SSE client over a streaming reqwest response.
+pub struct Sse {
+    pub response: reqwest::Response,
+    buffer: String,
+    /// Comment lines seen (keep-alives).
+    pub comments: usize,
+}
+
+impl Sse {
+    pub async fn connect(server: &Running, query: &str, last_event_id: Option<&str>) -> Sse {
+        let client = reqwest::Client::new();
+        let mut request = client.get(server.url(&format!("/api/events{query}")));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        Sse {
+            response,
+            buffer: String::new(),
+            comments: 0,
+        }
+    }
+
+    /// The next event (blocks until one arrives), or None if the stream
+    /// ended.
+    pub async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = Event::default();
+                let mut is_comment_only = true;
+                for line in block.lines() {
+                    if let Some(comment) = line.strip_prefix(':') {
+                        let _ = comment;
+                        self.comments += 1;
+                        continue;
+                    }
+                    is_comment_only = false;
+                    let (field, value) = line.split_once(": ").unwrap_or((line, ""));
+                    match field {
+                        "id" => event.id = Some(value.to_owned()),
+                        "event" => event.event = Some(value.to_owned()),
+                        "data" => event.data.push_str(value),
+                        "retry" => event.retry = value.parse().ok(),
+                        _ => {}
+                    }
+                }
+                if is_comment_only {
+                    continue;
+                }
+                return Some(event);
+            }
+            let chunk = tokio::time::timeout(PATIENCE, self.response.chunk())
+                .await
+                .expect("an event within PATIENCE")
+                .ok()??;
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// The next `count` message events, as JSON.
+    pub async fn messages(&mut self, count: usize) -> Vec<Value> {
+        let mut out = Vec::new();
+        while out.len() < count {
+            let event = self.next().await.expect("stream still open");
+            if event.event.as_deref() == Some("message") {
+                let message: Value = serde_json::from_str(&event.data).unwrap();
+                assert_eq!(
+                    event.id.as_deref(),
+                    Some(message["id"].to_string().as_str())
+                );
+                out.push(message);
+            }
+        }
+        out
+    }
+}
