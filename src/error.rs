@@ -31,6 +31,12 @@ pub enum ApiError {
     /// 400: a plain GET arrived where a WebSocket upgrade was expected.
     #[error("this endpoint speaks WebSocket: send an Upgrade: websocket request")]
     NotWebSocket,
+    /// WebSocket only: a frame whose `type` the server does not know.
+    #[error("unknown frame type {0:?}; the only type a client sends is \"send\"")]
+    UnknownFrameType(String),
+    /// WebSocket only: a binary frame on the room's socket.
+    #[error("this socket takes JSON text frames, not binary ones")]
+    BinaryNotSupported,
     /// 401: changing the lab needs the teacher's token.
     #[error("changing the lab needs the teacher token (Authorization: Bearer <token>)")]
     Unauthorized,
@@ -112,6 +118,8 @@ impl ApiError {
             ApiError::BadQuery(_) => "bad_query",
             ApiError::BadJson(_) => "bad_json",
             ApiError::NotWebSocket => "not_websocket",
+            ApiError::UnknownFrameType(_) => "unknown_type",
+            ApiError::BinaryNotSupported => "binary_not_supported",
             ApiError::Unauthorized => "unauthorized",
             ApiError::ForbiddenOrigin(_) => "forbidden_origin",
             ApiError::NotFound(_) => "not_found",
@@ -167,9 +175,11 @@ pub struct ErrorBody {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::BadQuery(_) | ApiError::BadJson(_) | ApiError::NotWebSocket => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::BadQuery(_)
+            | ApiError::BadJson(_)
+            | ApiError::NotWebSocket
+            | ApiError::UnknownFrameType(_) => StatusCode::BAD_REQUEST,
+            ApiError::BinaryNotSupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

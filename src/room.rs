@@ -110,7 +110,7 @@ impl Room {
         let window = if store.is_memory() {
             usize::MAX
         } else {
-            window.max(MAX_READ)
+            window.max(1)
         };
         let last_id = store.last_id();
         let recent = store

@@ -6,8 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::*;
@@ -91,42 +89,6 @@ async fn readers_behind_the_memory_window_read_from_disk() {
     );
 }
 
-/// The real binary, started on a database file; returns the child and its
-/// base URL (parsed from the banner it prints).
-fn spawn_binary(db: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weebsockets"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--no-limits",
-            "--workers",
-            "2",
-            "--db",
-        ])
-        .arg(db)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the weebsockets binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the banner names a URL")
-            .expect("stdout readable");
-        if let Some(start) = line.find("http://") {
-            let url = &line[start..];
-            let end = url[7..].find('/').map_or(url.len(), |i| i + 7);
-            break url[..end].to_owned();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
-}
-
 /// `kill -9` in the middle of a burst of concurrent posts, then restart on
 /// the same file: every message that got its 201 is there exactly once with
 /// the id it was given, ids are gap-free, and the next post takes the next
@@ -135,7 +97,7 @@ fn spawn_binary(db: &std::path::Path) -> (Child, String) {
 async fn kill_dash_nine_mid_burst_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("room.db");
-    let (mut child, base) = spawn_binary(&db);
+    let (mut child, base) = spawn_binary(&db, &["--no-limits"]);
     let http = reqwest::Client::new();
     let acked: Arc<Mutex<BTreeMap<u64, String>>> = Arc::default();
 
@@ -177,7 +139,7 @@ async fn kill_dash_nine_mid_burst_loses_no_acknowledged_message() {
     }
     let acked = acked.lock().unwrap().clone();
 
-    let (mut child, base) = spawn_binary(&db);
+    let (mut child, base) = spawn_binary(&db, &["--no-limits"]);
     let api = Api {
         base,
         http: reqwest::Client::new(),

@@ -9,13 +9,13 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
+use actix_ws::{AggregatedMessage, CloseCode};
 
 use crate::api::client_ip;
 use crate::error::ApiError;
 use crate::message::Via;
 use crate::server::AppState;
-use crate::transports::websocket::check_origin;
+use crate::transports::websocket::{check_origin, ending_for};
 
 /// `GET /api/echo`
 pub async fn echo(
@@ -57,16 +57,14 @@ pub async fn echo(
                 Some(Ok(AggregatedMessage::Close(reason))) => {
                     break Some(reason.unwrap_or_else(|| CloseCode::Normal.into()));
                 }
-                Some(Err(ProtocolError::Overflow)) => break Some(CloseCode::Size.into()),
-                Some(Err(ProtocolError::Io(_))) | None => break None,
-                Some(Err(_)) => break Some(CloseCode::Protocol.into()),
+                Some(Err(err)) => break ending_for(err),
+                None => break None,
             };
             if sent.is_err() {
                 break None;
             }
         };
         if let Some(reason) = ending {
-            let reason: CloseReason = reason;
             let _ = session.close(Some(reason)).await;
         }
     });

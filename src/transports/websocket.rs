@@ -29,7 +29,9 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
+};
 use bytestring::ByteString;
 use serde::Deserialize;
 use std::sync::atomic::Ordering::Relaxed;
@@ -83,13 +85,37 @@ pub async fn websocket(
     Ok(response)
 }
 
+/// How to end a connection whose client broke the protocol (RFC 6455 §7.4).
+pub fn ending_for(err: ProtocolError) -> Ending {
+    match err {
+        ProtocolError::Overflow => close(CloseCode::Size, "frame too large"),
+        // A text message that is not UTF-8. actix-ws reports it as an
+        // InvalidData I/O error carrying the UTF-8 decoder's message (reserved
+        // bits set are InvalidData too, but a protocol error: 1002 below).
+        ProtocolError::Io(io)
+            if io.kind() == std::io::ErrorKind::InvalidData && io.to_string().contains("utf-8") =>
+        {
+            close(CloseCode::Invalid, "text frame is not valid UTF-8")
+        }
+        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            close(CloseCode::Protocol, "protocol error")
+        }
+        // The socket itself failed: nobody is there to read a close frame.
+        ProtocolError::Io(_) => None,
+        other => {
+            tracing::debug!(%other, "websocket protocol error");
+            close(CloseCode::Protocol, "protocol error")
+        }
+    }
+}
+
 fn ws_frame(message: &StoredMessage) -> ByteString {
     message.ws_frame.clone()
 }
 
 /// Why the loop ended: close with this code and reason, or (`None`) just
 /// drop the connection because the peer is gone.
-type Ending = Option<CloseReason>;
+pub type Ending = Option<CloseReason>;
 
 fn close(code: CloseCode, description: &str) -> Ending {
     Some(CloseReason {
@@ -149,14 +175,8 @@ impl Connection {
                             break ending;
                         }
                     }
-                    Some(Err(actix_ws::ProtocolError::Overflow)) => {
-                        break close(CloseCode::Size, "frame too large");
-                    }
-                    Some(Err(actix_ws::ProtocolError::Io(_))) | None => break None,
-                    Some(Err(err)) => {
-                        tracing::debug!(%err, "websocket protocol error");
-                        break close(CloseCode::Protocol, "protocol error");
-                    }
+                    Some(Err(err)) => break ending_for(err),
+                    None => break None,
                 },
 
                 // Heartbeat: ping, or give up on a peer that stopped answering.
@@ -226,11 +246,7 @@ impl Connection {
                 None
             }
             AggregatedMessage::Binary(_) => {
-                let error = error_frame(
-                    None,
-                    "binary_not_supported",
-                    "this endpoint takes JSON text frames",
-                );
+                let error = error_frame(None, &ApiError::BinaryNotSupported);
                 self.feed.push(error.into());
                 None
             }
@@ -255,58 +271,47 @@ impl Connection {
             Ok(value) => value,
             Err(e) => {
                 stats.errors.fetch_add(1, Relaxed);
-                return error_frame(None, "bad_json", &format!("invalid JSON frame: {e}"));
+                let err = ApiError::BadJson(format!("invalid JSON frame: {e}"));
+                return error_frame(None, &err);
             }
         };
         let reference = value.get("ref").cloned();
-        let result = async {
-            match value.get("type").and_then(|t| t.as_str()) {
-                Some("send") => {}
-                Some(other) => {
-                    return Err((
-                        "unknown_type",
-                        format!(
-                            "unknown frame type {other:?}; the only type a client sends is \"send\""
-                        ),
-                    ));
-                }
-                None => return Err(("bad_json", "a frame needs a \"type\"".to_owned())),
-            }
-            let send: SendFrame = serde_json::from_value(value)
-                .map_err(|e| ("bad_json", format!("invalid send frame: {e}")))?;
-            let config = &self.state.config;
-            let message = NewMessage::validate(
-                &send.author,
-                &send.text,
-                Via::Websocket,
-                usize::from(config.max_text_chars),
-            )
-            .map_err(|e| {
-                self.state.stats.posts_rejected.fetch_add(1, Relaxed);
-                (e.code(), e.to_string())
-            })?;
-            if let Err(wait) = self.state.post_rate.check(self.ip) {
-                self.state.stats.posts_rate_limited.fetch_add(1, Relaxed);
-                let err = ApiError::RateLimited(wait);
-                return Err((err.code(), err.to_string()));
-            }
-            let stored = self.state.room.append(message).await.map_err(|e| {
-                let err = ApiError::from(e);
-                (err.code(), err.to_string())
-            })?;
-            Ok(stored)
-        }
-        .await;
-        match result {
-            Ok(stored) => {
+        match self.on_send(value).await {
+            Ok(id) => {
                 stats.messages_received.fetch_add(1, Relaxed);
-                serde_json::json!({"type": "ack", "ref": reference, "id": stored.id()}).to_string()
+                serde_json::json!({"type": "ack", "ref": reference, "id": id}).to_string()
             }
-            Err((code, error)) => {
+            Err(err) => {
                 stats.errors.fetch_add(1, Relaxed);
-                error_frame(reference, code, &error)
+                error_frame(reference, &err)
             }
         }
+    }
+
+    /// A parsed frame that should be a `send`: validate, rate-limit, store —
+    /// the same steps as `POST /api/messages`. Returns the new id.
+    async fn on_send(&self, frame: serde_json::Value) -> Result<u64, ApiError> {
+        match frame.get("type").and_then(|t| t.as_str()) {
+            Some("send") => {}
+            Some(other) => return Err(ApiError::UnknownFrameType(other.to_owned())),
+            None => return Err(ApiError::BadJson("a frame needs a \"type\"".to_owned())),
+        }
+        let send: SendFrame = serde_json::from_value(frame)
+            .map_err(|e| ApiError::BadJson(format!("invalid send frame: {e}")))?;
+        let message = NewMessage::validate(
+            &send.author,
+            &send.text,
+            Via::Websocket,
+            usize::from(self.state.config.max_text_chars),
+        )
+        .inspect_err(|_| {
+            self.state.stats.posts_rejected.fetch_add(1, Relaxed);
+        })?;
+        if let Err(wait) = self.state.post_rate.check(self.ip) {
+            self.state.stats.posts_rate_limited.fetch_add(1, Relaxed);
+            return Err(ApiError::RateLimited(wait));
+        }
+        Ok(self.state.room.append(message).await?.id())
     }
 }
 
@@ -317,8 +322,12 @@ struct SendFrame {
     text: String,
 }
 
-fn error_frame(reference: Option<serde_json::Value>, code: &str, error: &str) -> String {
-    let mut frame = serde_json::json!({"type": "error", "error": error, "code": code});
+/// `{"type":"error","ref":…,"error":…,"code":…}` — the same `error`, `code`
+/// (and `retry_after_ms`) an HTTP client would get in its JSON body.
+fn error_frame(reference: Option<serde_json::Value>, err: &ApiError) -> String {
+    // unwrap: ErrorBody is plain strings and numbers.
+    let mut frame = serde_json::to_value(err.body()).unwrap();
+    frame["type"] = "error".into();
     if let Some(reference) = reference {
         frame["ref"] = reference;
     }

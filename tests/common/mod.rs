@@ -47,6 +47,49 @@ pub fn raise_fd_limit() -> u64 {
     }
 }
 
+/// The real binary, started with `--bind 127.0.0.1:0 --workers 2 --db DB`
+/// and `extra` flags; returns the child and its base URL (parsed from the
+/// banner it prints).
+pub fn spawn_binary(db: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weebsockets"))
+        .args(["--bind", "127.0.0.1:0", "--workers", "2", "--db"])
+        .arg(db)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the weebsockets binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the banner names a URL")
+            .expect("stdout readable");
+        if let Some(start) = line.find("http://") {
+            let url = &line[start..];
+            let end = url[7..].find('/').map_or(url.len(), |i| i + 7);
+            break url[..end].to_owned();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+/// Resident memory of a process, in KiB (Linux).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
 /// An HTTP client for one server.
 #[derive(Clone)]
 pub struct Api {
@@ -177,6 +220,15 @@ impl Ws {
                 .await
                 .expect("websocket upgrade");
         assert_eq!(response.status(), 101);
+        Ws { stream }
+    }
+
+    /// Connects to a server known only by address (e.g. a spawned binary).
+    pub async fn connect_to(addr: std::net::SocketAddr, since: u64) -> Ws {
+        let (stream, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/api/ws?since={since}"))
+                .await
+                .expect("websocket upgrade");
         Ws { stream }
     }
 
