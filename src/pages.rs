@@ -1,15 +1,342 @@
-//! The HTML pages (issue: the classroom pages). Until they land, `/` says
-//! where the API is.
+//! The classroom pages: the lesson's map (`/`), one chat page per transport
+//! (`/interval`, `/timeout`, `/longpoll`, `/websocket`, `/sse`), the
+//! WebSocket echo bench (`/websocket/echo`), all five side by side
+//! (`/compare`) and the teacher's dashboard (`/dashboard`).
+//!
+//! The server only renders the frame of each page (askama templates in
+//! `templates/`, autoescaped). Everything that moves — polling, sockets,
+//! counters, timelines — is plain JavaScript in `assets/js/`, one small
+//! module per transport, so a student can read in the browser exactly what
+//! the browser does.
+//!
+//! Every page is served with a strict Content-Security-Policy: scripts and
+//! styles only from this server, no inline `<script>`, no `style=""`, no
+//! `onclick=""`. A chat page shows text typed by strangers; even if a bug
+//! ever let that text in as HTML, the browser would refuse to run it.
 
-use actix_web::{HttpResponse, web};
+use actix_files::Files;
+use actix_web::http::header::{self, ContentType};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{HttpRequest, HttpResponse, guard, web};
+use askama::Template;
 
-/// Page routes.
+/// What pages may load and where they may connect: only this server.
+/// `connect-src 'self'` also covers `ws://` to the same host and port (CSP
+/// Level 3), which is what the WebSocket pages use.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// Where the static files live. Resolved at compile time, so the server finds
+/// them whatever directory it is started from (`cargo run` in the repo).
+const ASSETS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+
+/// One of the five ways to read the room, as the pages describe it. The
+/// index lists them in this order, which is the lecture's order.
+pub struct Mode {
+    /// URL path segment and `data-transport` value (`interval`, …).
+    pub slug: &'static str,
+    /// The transport's name in headings.
+    pub name: &'static str,
+    /// A short name for navigation and column heads.
+    pub short: &'static str,
+    /// The endpoint it reads from.
+    pub endpoint: &'static str,
+    /// The browser file that implements it (under `assets/js/transports/`).
+    pub script: &'static str,
+    /// One sentence under the title.
+    pub tagline: &'static str,
+    /// How it works, in a few sentences.
+    pub how: &'static str,
+    /// What is good about it.
+    pub pros: &'static str,
+    /// What is bad about it.
+    pub cons: &'static str,
+    /// What to look at on its page.
+    pub watch: &'static str,
+    /// Polls on a timer: the page gets an interval control.
+    pub timed: bool,
+    /// Offers the "naive client" switch (no de-duplication or ordering).
+    pub naive: bool,
+    /// A long poll: the page gets a hold-time control.
+    pub holds: bool,
+    /// Not part of the lecture itself.
+    pub extra: bool,
+}
+
+/// The five modes, in the order the lesson teaches them.
+pub const MODES: [Mode; 5] = [
+    Mode {
+        slug: "interval",
+        name: "setInterval polling",
+        short: "setInterval",
+        endpoint: "GET /api/messages",
+        script: "interval.js",
+        tagline: "Ask the server for news on a fixed clock, whether or not the last answer came back.",
+        how: "The page calls setInterval once. Every tick it sends GET /api/messages?since=<newest id it has>, and the server answers at once — usually with nothing.",
+        pros: "Five lines of code. Works with any server and any browser.",
+        cons: "Mostly empty answers. When the network is slow, requests overlap, answers overtake each other, and a careless client shows messages twice or out of order.",
+        watch: "On the timeline a new bar starts on every tick, even while older bars are still open. Turn the lab's jitter on and switch to the naive client.",
+        timed: true,
+        naive: true,
+        holds: false,
+        extra: false,
+    },
+    Mode {
+        slug: "timeout",
+        name: "setTimeout polling",
+        short: "setTimeout",
+        endpoint: "GET /api/messages",
+        script: "timeout.js",
+        tagline: "Ask, wait for the answer, then wait a little and ask again.",
+        how: "Each answer schedules the next request with setTimeout. Only one request is ever in flight, so answers arrive in the order they were asked for.",
+        pros: "It works: one request at a time, answers in order, nothing to de-duplicate.",
+        cons: "Still asks when nothing has happened, and news waits up to a whole interval. It works, but it feels like a workaround.",
+        watch: "The timeline is a staircase: each bar starts only after the previous one ended. Jitter slows it down but never scrambles it.",
+        timed: true,
+        naive: true,
+        holds: false,
+        extra: false,
+    },
+    Mode {
+        slug: "longpoll",
+        name: "Long polling",
+        short: "Long poll",
+        endpoint: "GET /api/longpoll",
+        script: "long_poll.js",
+        tagline: "Ask once, and let the server hold the question until it has an answer.",
+        how: "The server does not answer until a message exists (or the hold runs out and it says 204 No Content). The page reads the answer and immediately asks again. This trick is also called Comet.",
+        pros: "News arrives as soon as it exists. About one request per message instead of one per tick. Needs nothing new from the browser.",
+        cons: "Each held request ties up a connection, and every message still costs a full HTTP round trip with headers. Error handling is all yours.",
+        watch: "Long bars: each one is a request the server is holding. Open DevTools → Network → a longpoll request → Timing: the Server-Timing row says how long it was held.",
+        timed: false,
+        naive: true,
+        holds: true,
+        extra: false,
+    },
+    Mode {
+        slug: "websocket",
+        name: "WebSockets",
+        short: "WebSocket",
+        endpoint: "GET /api/ws (Upgrade)",
+        script: "websocket.js",
+        tagline: "One connection, kept open, that both sides can talk on.",
+        how: "An HTTP request asks to upgrade; the server says 101 Switching Protocols, and from then on the connection carries small frames both ways. There are four things to know: open, send, receive, close.",
+        pros: "Real push, both directions, a few bytes of framing per message, no request per message.",
+        cons: "A different protocol: proxies, load balancers and servers must support it, and reconnecting and resuming after a drop is still your job.",
+        watch: "One line with ticks: a single connection, each tick a frame. In DevTools pick the ws request, then the Messages tab, to see every frame.",
+        timed: false,
+        naive: false,
+        holds: false,
+        extra: false,
+    },
+    Mode {
+        slug: "sse",
+        name: "Server-Sent Events",
+        short: "SSE",
+        endpoint: "GET /api/events",
+        script: "sse.js",
+        tagline: "One HTTP response that never ends; the server writes events into it.",
+        how: "The browser's EventSource opens a text/event-stream response and fires an event for each message. When the stream breaks it reconnects by itself and sends Last-Event-ID, so the server resumes exactly where it stopped.",
+        pros: "Push over plain HTTP, automatic reconnection and resume built into the browser.",
+        cons: "One direction only (sending is still a POST), text only, and over HTTP/1.1 each stream occupies one of the browser's six connections to the server.",
+        watch: "One line with ticks, like a WebSocket. Switch the lab's outage on and watch readyState: the browser reconnects on its own.",
+        timed: false,
+        naive: false,
+        holds: false,
+        extra: true,
+    },
+];
+
+/// `/`
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage {
+    page: &'static str,
+    title: &'static str,
+    modes: &'static [Mode],
+}
+
+/// `/interval`, `/timeout`, `/longpoll`, `/websocket`, `/sse`
+#[derive(Template)]
+#[template(path = "mode.html")]
+struct ModePage {
+    page: &'static str,
+    title: &'static str,
+    mode: &'static Mode,
+    /// Position in the lesson (1-based), for "previous / next".
+    number: usize,
+    previous: Option<&'static Mode>,
+    next: Option<&'static Mode>,
+}
+
+/// `/websocket/echo`
+#[derive(Template)]
+#[template(path = "echo.html")]
+struct EchoPage {
+    page: &'static str,
+    title: &'static str,
+}
+
+/// `/compare`
+#[derive(Template)]
+#[template(path = "compare.html")]
+struct ComparePage {
+    page: &'static str,
+    title: &'static str,
+    modes: &'static [Mode],
+}
+
+/// `/dashboard`
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    page: &'static str,
+    title: &'static str,
+    modes: &'static [Mode],
+}
+
+/// The friendly 404.
+#[derive(Template)]
+#[template(path = "not_found.html")]
+struct NotFoundPage<'a> {
+    page: &'static str,
+    title: &'static str,
+    path: &'a str,
+}
+
+/// Page routes. Registered after `/api` (see [`crate::server::routes`]), so
+/// the catch-all here only sees paths the API did not claim.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index));
+    cfg.service(
+        web::scope("/assets")
+            // no-cache is not "do not cache": the browser keeps the file but
+            // revalidates it (ETag) on every load, so an edit shows on reload.
+            .wrap(security_headers().add((header::CACHE_CONTROL, "no-cache")))
+            .service(
+                Files::new("/", ASSETS_DIR)
+                    .prefer_utf8(true)
+                    // Files only: a directory gets the friendly 404 too,
+                    // not actix-files' plain-text refusal.
+                    .path_filter(|path, _| std::path::Path::new(ASSETS_DIR).join(path).is_file())
+                    .default_handler(web::to(not_found)),
+            ),
+    )
+    .service(
+        web::scope("")
+            .wrap(security_headers())
+            .route("/", read().to(index))
+            .route("/compare", read().to(compare))
+            .route("/dashboard", read().to(dashboard))
+            .route("/websocket/echo", read().to(echo))
+            .route("/{mode}", read().to(mode))
+            .default_service(web::to(not_found)),
+    );
+}
+
+/// GET, and HEAD (the same answer without its body, which actix drops).
+fn read() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// The headers every page (and asset) carries: the CSP above; `nosniff`, so
+/// a browser never guesses that a text file is a script; and no `Referer`,
+/// so a student's URL never leaks to another site.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+}
+
+/// Renders a template as an HTML answer with `status`.
+fn html(status: actix_web::http::StatusCode, page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(body) => HttpResponse::build(status)
+            .content_type(ContentType::html())
+            // Pages are tiny and change with every deploy; never serve a stale one.
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .body(body),
+        // Rendering only fails if a value's Display fails, which ours cannot;
+        // still, answer instead of panicking.
+        Err(err) => {
+            tracing::error!(%err, "template failed to render");
+            HttpResponse::InternalServerError()
+                .content_type(ContentType::plaintext())
+                .body("the page could not be rendered")
+        }
+    }
 }
 
 async fn index() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body("Weebsockets is running. The API is under /api (see docs/protocol.md).\n")
+    html(
+        actix_web::http::StatusCode::OK,
+        &IndexPage {
+            page: "index",
+            title: "Weebsockets — real-time on the web, five ways",
+            modes: &MODES,
+        },
+    )
+}
+
+async fn mode(req: HttpRequest, slug: web::Path<String>) -> HttpResponse {
+    let Some(number) = MODES.iter().position(|m| m.slug == slug.as_str()) else {
+        return not_found(req).await;
+    };
+    let mode = &MODES[number];
+    html(
+        actix_web::http::StatusCode::OK,
+        &ModePage {
+            page: mode.slug,
+            title: mode.name,
+            mode,
+            number: number + 1,
+            previous: number.checked_sub(1).map(|i| &MODES[i]),
+            next: MODES.get(number + 1),
+        },
+    )
+}
+
+async fn echo() -> HttpResponse {
+    html(
+        actix_web::http::StatusCode::OK,
+        &EchoPage {
+            page: "websocket",
+            title: "WebSocket echo",
+        },
+    )
+}
+
+async fn compare() -> HttpResponse {
+    html(
+        actix_web::http::StatusCode::OK,
+        &ComparePage {
+            page: "compare",
+            title: "All five, side by side",
+            modes: &MODES,
+        },
+    )
+}
+
+async fn dashboard() -> HttpResponse {
+    html(
+        actix_web::http::StatusCode::OK,
+        &DashboardPage {
+            page: "dashboard",
+            title: "Teacher's dashboard",
+            modes: &MODES,
+        },
+    )
+}
+
+/// Any path nobody serves: an HTML page that points back to the lesson.
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    html(
+        actix_web::http::StatusCode::NOT_FOUND,
+        &NotFoundPage {
+            page: "",
+            title: "Page not found",
+            path: req.path(),
+        },
+    )
 }

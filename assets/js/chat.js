@@ -1,0 +1,90 @@
+// What every chat page shares: the five transports by name, and the form
+// that sends a message.
+
+import { IntervalPoller } from './transports/interval.js';
+import { TimeoutPoller } from './transports/timeout.js';
+import { LongPoller } from './transports/long_poll.js';
+import { WebSocketClient } from './transports/websocket.js';
+import { EventSourceClient } from './transports/sse.js';
+
+/** Transport classes by page name (the `via` a message is sent with). */
+export const TRANSPORTS = {
+  interval: IntervalPoller,
+  timeout: TimeoutPoller,
+  longpoll: LongPoller,
+  websocket: WebSocketClient,
+  sse: EventSourceClient,
+};
+
+const NAME_KEY = 'weebsockets.name';
+
+/**
+ * Wires the Name / Message / Send form. `send(author, text)` does the
+ * sending and resolves when the server has the message; the form clears the
+ * message field only then, so a failed send can simply be sent again.
+ */
+export function setupComposer({ form, status, send }) {
+  const name = form.elements.name;
+  const text = form.elements.text;
+  try {
+    name.value = localStorage.getItem(NAME_KEY) ?? '';
+  } catch {
+    // No storage: the name is simply not remembered.
+  }
+  name.addEventListener('change', () => {
+    try {
+      localStorage.setItem(NAME_KEY, name.value.trim());
+    } catch {
+      // Not remembered.
+    }
+  });
+
+  // The fields are ordinary form inputs, so Enter in either one submits
+  // the form: no key handler needed.
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const author = name.value.trim();
+    const message = text.value.trim();
+    if (!author) {
+      showStatus(status, 'Please enter a name first.', 'error');
+      name.focus({ preventScroll: true });
+      return;
+    }
+    if (!message) {
+      text.focus({ preventScroll: true });
+      return;
+    }
+    text.value = '';
+    showStatus(status, '', 'idle');
+    try {
+      await send(author, message);
+    } catch (err) {
+      // Give the text back, so it can be sent again.
+      if (!text.value) text.value = message;
+      showStatus(status, explainSendError(err), 'error');
+    }
+    text.focus({ preventScroll: true });
+  });
+  if (!name.value) name.focus({ preventScroll: true });
+  else text.focus({ preventScroll: true });
+}
+
+function showStatus(el, message, tone) {
+  if (!el) return;
+  el.textContent = message;
+  el.dataset.tone = tone;
+}
+
+function explainSendError(err) {
+  switch (err.code) {
+    case 'rate_limited':
+      return `Too fast — wait ${Math.ceil((err.retryAfterMs || 1000) / 1000)} s and send again.`;
+    case 'outage':
+      return 'Not sent: the server is down (the lab’s outage is on). Try again when it is back.';
+    case 'network':
+    case 'timeout':
+      return 'Not sent: the server could not be reached.';
+    default:
+      return `Not sent: ${err.message}`;
+  }
+}

@@ -1,0 +1,266 @@
+// /dashboard: the server's counters, live, and the network lab.
+//
+// The counters come from GET /api/stats once a second (with setTimeout, of
+// course: one request at a time). Rates are the difference between two
+// snapshots divided by the time between them.
+
+import { backoff, request } from '../net.js';
+import { LineChart } from '../ui/chart.js';
+import { formatBytes, formatCount, formatDuration } from '../ui/format.js';
+
+const TRANSPORTS = ['interval', 'timeout', 'longpoll', 'websocket', 'sse'];
+const STATS_EVERY_MS = 1000;
+const TOKEN_KEY = 'weebsockets.teacher-token';
+
+const $ = (id) => document.getElementById(id);
+const state = $('conn-state');
+
+let metric = 'requests';
+const chart = new LineChart($('chart'), {
+  series: TRANSPORTS,
+  points: 60,
+  format: (v) => (metric === 'bytes_sent' ? formatBytes(Math.round(v)) : v.toFixed(v < 10 && v > 0 ? 1 : 0)),
+});
+/** Snapshots of /api/stats, oldest first (one a second, a minute's worth). */
+const snapshots = [];
+/** Rates are measured over this many snapshots (seconds): per-second
+ * differences jump around with the timing of each poll. */
+const SMOOTH = 3;
+
+// ----- the stats feed -----
+
+let failures = 0;
+
+async function refresh() {
+  try {
+    const { body } = await request('/api/stats', { timeoutMs: 5000 });
+    snapshots.push({ at: performance.now(), stats: body });
+    if (snapshots.length > 64) snapshots.shift();
+    if (snapshots.length > 1) {
+      chart.push(ratesAt(snapshots.length - 1, metric));
+      showRates();
+    }
+    show(body);
+    failures = 0;
+    state.textContent = 'live';
+    state.dataset.tone = 'ok';
+    setTimeout(refresh, STATS_EVERY_MS);
+  } catch (err) {
+    failures += 1;
+    const wait = backoff(failures, err.retryAfterMs);
+    state.textContent = `retrying in ${(wait / 1000).toFixed(1)} s`;
+    state.dataset.tone = 'retry';
+    setTimeout(refresh, wait);
+  }
+}
+
+/** Per-second rate of `field` for every transport, at snapshot `i`. */
+function ratesAt(i, field, names = TRANSPORTS) {
+  const now = snapshots[i];
+  const then = snapshots[Math.max(0, i - SMOOTH)];
+  const seconds = (now.at - then.at) / 1000;
+  const rates = {};
+  for (const name of names) {
+    const delta = now.stats.transports[name][field] - then.stats.transports[name][field];
+    rates[name] = seconds > 0 ? Math.max(0, delta / seconds) : 0;
+  }
+  return rates;
+}
+
+function replot() {
+  chart.clear();
+  for (let i = 1; i < snapshots.length; i += 1) chart.push(ratesAt(i, metric));
+}
+
+function showRates() {
+  const last = snapshots.length - 1;
+  const all = [...TRANSPORTS, 'api'];
+  const sum = (rates) => Object.values(rates).reduce((a, b) => a + b, 0);
+  kpi('rps', sum(ratesAt(last, 'requests', all)).toFixed(1));
+  kpi('bps', formatBytes(Math.round(sum(ratesAt(last, 'bytes_sent', all)))));
+}
+
+function kpi(name, value) {
+  for (const el of document.querySelectorAll(`[data-kpi="${name}"]`)) el.textContent = value;
+}
+
+function show(stats) {
+  const t = stats.transports;
+  const all = Object.values(t);
+  const sum = (field) => all.reduce((total, x) => total + (x[field] ?? 0), 0);
+  kpi('last_id', formatCount(stats.room.last_id));
+  kpi('posted', formatCount(stats.room.messages_posted));
+  kpi('open', formatCount(t.websocket.open + t.sse.open + t.longpoll.open));
+  kpi('held', formatCount(t.longpoll.open));
+  kpi('held_max', formatCount(t.longpoll.open_max));
+  kpi('bytes', formatBytes(sum('bytes_sent')));
+  const answers = sum('requests');
+  kpi('empty_pct', answers ? `${Math.round((100 * sum('empty_responses')) / answers)}%` : '0%');
+  kpi('uptime', formatDuration(stats.uptime_ms));
+  kpi('rejected', formatCount(stats.room.posts_rejected));
+  kpi('limited', formatCount(stats.room.posts_rate_limited));
+
+  for (const row of document.querySelectorAll('#counters tbody tr')) {
+    const s = t[row.dataset.transport];
+    if (!s) continue;
+    const cell = (col, value) => {
+      row.querySelector(`[data-col="${col}"]`).textContent = value;
+    };
+    // `clients` is new in the server; show a dash until it is there.
+    cell('clients', s.clients == null ? '–' : formatCount(s.clients));
+    cell('requests', formatCount(s.requests));
+    cell('empty', s.requests ? `${formatCount(s.empty_responses)} (${Math.round((100 * s.empty_responses) / s.requests)}%)` : '0');
+    cell('delivered', formatCount(s.messages_delivered));
+    cell('bytes', formatBytes(s.bytes_sent));
+    cell('open', `${formatCount(s.open)} (${formatCount(s.open_max)})`);
+    cell('posted', formatCount(s.messages_received));
+    cell('errors', formatCount(s.errors));
+  }
+  showLab(stats.lab);
+}
+
+for (const button of document.querySelectorAll('[data-metric]')) {
+  button.addEventListener('click', () => {
+    metric = button.dataset.metric;
+    for (const b of document.querySelectorAll('[data-metric]')) b.setAttribute('aria-pressed', String(b === button));
+    replot();
+  });
+}
+
+// ----- the lab -----
+//
+// The token lives in a variable (and, for reloads, in sessionStorage, which
+// dies with the tab). It is never put in the page, never in a URL.
+
+let token = null;
+try {
+  token = sessionStorage.getItem(TOKEN_KEY);
+} catch {
+  token = null;
+}
+const unlockForm = $('unlock');
+const labForm = $('lab');
+const labStatus = $('lab-status');
+let editing = false; // while the teacher drags a slider, do not overwrite it
+
+function say(message, tone) {
+  labStatus.textContent = message;
+  labStatus.dataset.tone = tone;
+}
+
+async function putLab(change) {
+  const { body } = await request('/api/lab', {
+    method: 'PUT',
+    json: change,
+    headers: { Authorization: `Bearer ${token}` },
+    timeoutMs: 5000,
+  });
+  return body;
+}
+
+/** Checks the token with an empty change (PUT merges: {} changes nothing). */
+async function unlock(candidate) {
+  token = candidate;
+  try {
+    const lab = await putLab({});
+    try {
+      sessionStorage.setItem(TOKEN_KEY, token);
+    } catch {
+      // Kept in memory only.
+    }
+    unlockForm.hidden = true;
+    labForm.hidden = false;
+    showLab(lab, true);
+    say('Lab unlocked.', 'ok');
+  } catch (err) {
+    token = null;
+    forget();
+    say(err.status === 401 ? 'That token is not right.' : `Could not reach the server: ${err.message}`, 'error');
+  }
+}
+
+function forget() {
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // Nothing stored.
+  }
+  token = null;
+  unlockForm.hidden = false;
+  labForm.hidden = true;
+}
+
+unlockForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const input = $('token');
+  const candidate = input.value.trim();
+  input.value = ''; // do not leave the secret sitting in the page
+  if (candidate) unlock(candidate);
+});
+$('lock').addEventListener('click', () => {
+  forget();
+  say('Token forgotten.', 'idle');
+});
+
+const latency = $('latency');
+const jitter = $('jitter');
+const outage = $('outage');
+function showSliders() {
+  $('latency-out').textContent = `${latency.value} ms`;
+  $('jitter-out').textContent = `± ${jitter.value} ms`;
+}
+for (const input of [latency, jitter]) {
+  input.addEventListener('input', () => {
+    editing = true;
+    showSliders();
+  });
+}
+
+function showLab(lab, force = false) {
+  if (!lab) return;
+  const pill = $('lab-state');
+  const parts = [];
+  if (lab.outage) parts.push('OUTAGE');
+  if (lab.latency_ms || lab.jitter_ms) parts.push(`${lab.latency_ms} ms ± ${lab.jitter_ms}`);
+  pill.textContent = parts.length ? parts.join(' · ') : 'lab off';
+  pill.dataset.tone = lab.outage ? 'retry' : parts.length ? 'wait' : 'idle';
+  if (force || !editing) {
+    latency.value = lab.latency_ms;
+    jitter.value = lab.jitter_ms;
+    outage.checked = lab.outage;
+    showSliders();
+  }
+}
+
+const presets = {
+  calm: { latency_ms: 0, jitter_ms: 0, outage: false },
+  jitter: { latency_ms: 50, jitter_ms: 600, outage: false },
+  slow: { latency_ms: 800, jitter_ms: 0, outage: false },
+};
+async function apply(change) {
+  try {
+    const lab = await putLab(change);
+    editing = false;
+    showLab(lab, true);
+    say('Applied.', 'ok');
+  } catch (err) {
+    if (err.status === 401) {
+      forget();
+      say('The token was refused; enter it again.', 'error');
+    } else {
+      say(`Not applied: ${err.message}`, 'error');
+    }
+  }
+}
+for (const button of document.querySelectorAll('[data-preset]')) {
+  button.addEventListener('click', () => apply(presets[button.dataset.preset]));
+}
+outage.addEventListener('change', () => apply({ outage: outage.checked }));
+labForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  apply({ latency_ms: Number(latency.value), jitter_ms: Number(jitter.value), outage: outage.checked });
+});
+
+if (token) unlock(token);
+showSliders();
+refresh();

@@ -1,0 +1,121 @@
+// setInterval polling — "ask on the clock".
+//
+// HTTP gives the server no way to speak first, so the page keeps asking:
+//
+//     GET /api/messages?since=<newest id I have>
+//
+// and the server answers at once, usually with {"messages":[], …}.
+//
+// Read this file next to timeout.js. They are the same file except for one
+// spot, marked ▶ THE DIFFERENCE ◀ in run(): *when* the next request is sent.
+// Here, setInterval sends one every `every` ms on the clock, whether or not
+// the previous answer has come back. On a slow or jittery network the
+// requests overlap, a later answer can overtake an earlier one, and a
+// careless client shows messages twice or out of order. Tick "naive client"
+// on the page, turn on the lab's jitter, and watch it happen.
+
+import { backoff, clientId, request } from '../net.js';
+
+export class IntervalPoller {
+  constructor({ since, every = 1000, naive = false, probe, onMessages }) {
+    this.since = since; // cursor: the newest message id we have
+    this.every = every; // milliseconds between polls
+    this.naive = naive; // beginner mode: trust whichever answer came last
+    this.probe = probe; // the page's instruments and timeline
+    this.onMessages = onMessages; // where the messages go
+    this.seq = 0; // our own request counter, sent as seq= for DevTools
+    this.failures = 0; // failures in a row, for the back-off
+    this.timer = null;
+    this.running = false;
+    this.aborter = null; // cancels our requests when we stop
+  }
+
+  start() {
+    this.running = true;
+    this.aborter = new AbortController();
+    this.probe.state(`polling every ${this.every} ms`, 'ok');
+    this.run();
+  }
+
+  stop() {
+    this.running = false;
+    this.clearTimer();
+    this.aborter?.abort();
+    this.probe.state('stopped', 'idle');
+  }
+
+  /** Ask now, then keep asking. */
+  run() {
+    this.poll();
+    // ▶ THE DIFFERENCE ◀ setInterval: the browser calls poll() again every
+    // `every` ms, on the clock, WHETHER OR NOT the last answer came back.
+    this.timer = setInterval(() => this.poll(), this.every);
+  }
+
+  /** One request. Resolves to true when it got an answer. */
+  async poll() {
+    const seq = ++this.seq;
+    const url = `/api/messages?since=${this.since}&transport=interval&seq=${seq}&client=${clientId}`;
+    const req = this.probe.request(seq);
+    try {
+      const { body, bytes } = await request(url, { signal: this.aborter.signal, timeoutMs: 15_000 });
+      req.answered(body.messages.length, bytes);
+      this.advance(body);
+      this.onMessages(body.messages);
+      this.recovered();
+      return true;
+    } catch (err) {
+      if (err.name === 'AbortError') {
+        req.cancelled(); // we stopped; not a failure
+        return false;
+      }
+      req.failed(err);
+      this.retryLater(err);
+      return false;
+    }
+  }
+
+  /** Moves the cursor past what an answer contained. */
+  advance(page) {
+    if (this.naive) {
+      // The beginner's line: "the server says the newest id is last_id, so
+      // that is where I am". The answer that ARRIVED last wins, even when it
+      // is an old answer that was overtaken: the cursor can jump backwards.
+      this.since = page.last_id;
+    } else {
+      // The careful line: only ever move forward, and only as far as the
+      // messages we actually received.
+      const last = page.messages.at(-1);
+      if (last) this.since = Math.max(this.since, last.id);
+    }
+  }
+
+  /** A request failed: stop asking for a while (exponential back-off with
+   * jitter, never sooner than the server's Retry-After), then start again
+   * from the cursor, so nothing is lost. */
+  retryLater(err) {
+    this.failures += 1;
+    const wait = backoff(this.failures, err.retryAfterMs);
+    this.clearTimer();
+    this.timer = setTimeout(() => this.running && this.run(), wait);
+    this.probe.state(`retrying in ${(wait / 1000).toFixed(1)} s`, 'retry');
+    this.probe.log(`${describe(err)} — retry #${this.failures} in ${(wait / 1000).toFixed(1)} s`, 'error');
+  }
+
+  recovered() {
+    if (this.failures === 0) return;
+    this.probe.log(`answered again after ${this.failures} failed attempt(s)`, 'ok');
+    this.failures = 0;
+    this.probe.state(`polling every ${this.every} ms`, 'ok');
+  }
+
+  clearTimer() {
+    // clearTimeout also cancels a setInterval: browsers keep both kinds of
+    // timer in one list, so this line is the same in both files.
+    clearTimeout(this.timer);
+  }
+}
+
+function describe(err) {
+  return err.status ? `HTTP ${err.status} ${err.code}` : err.message;
+}

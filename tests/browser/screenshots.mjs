@@ -1,0 +1,98 @@
+// Takes the screenshots in docs/screenshots/ (1440×900) from a real server
+// with a few messages in the room and traffic flowing. Not a test:
+//
+//     node screenshots.mjs [out-dir] [light|dark]
+//
+// Dark pictures get a -dark suffix; SHOTS=index,compare takes only those.
+//
+// It starts the server from $WEEBSOCKETS_BIN (default target/debug).
+
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launchBrowser, post, putLab, startServer, TOKEN } from './helpers.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const out = path.resolve(process.argv[2] ?? path.join(here, '..', '..', 'docs', 'screenshots'));
+const scheme = process.argv[3] ?? 'light';
+const only = process.env.SHOTS?.split(',');
+mkdirSync(out, { recursive: true });
+
+const lines = [
+  ['ada', 'Is anyone else seeing this in the setInterval tab?', 'interval'],
+  ['grace', 'Yes, mine shows every message twice when the jitter is on', 'websocket'],
+  ['linus', 'Long poll feels instant but DevTools says it held the request for 9 s', 'longpoll'],
+  ['margaret', 'SSE reconnected by itself after the outage', 'sse'],
+  ['ada', 'setTimeout is slower but at least it never shows things out of order', 'timeout'],
+  ['tim', 'So WebSockets send a frame instead of a whole request?', 'websocket'],
+];
+
+const server = await startServer(['--post-rate', '0']);
+const browser = await launchBrowser();
+try {
+  for (const [author, text, via] of lines) await post(server.base, author, text, via);
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: scheme });
+  await context.addInitScript(() => localStorage.setItem('weebsockets.name', 'teacher'));
+  // Some background chatter, so timelines and counters move.
+  let n = 0;
+  const chatter = setInterval(() => {
+    n += 1;
+    const [author, text, via] = lines[n % lines.length];
+    post(server.base, author, `${text.split(' ').slice(0, 5).join(' ')}… (#${n})`, via).catch(() => {});
+  }, 1600);
+
+  const shots = [
+    ['index', '/', 2500],
+    ['interval', '/interval?every=300', 9000],
+    ['timeout', '/timeout', 6000],
+    ['longpoll', '/longpoll', 7000],
+    ['websocket', '/websocket', 7000],
+    ['sse', '/sse', 6000],
+    ['echo', '/websocket/echo', 1500],
+    ['compare', '/compare', 9000],
+    ['dashboard', '/dashboard', 35000],
+  ];
+  // Other tabs keep all modes busy for the dashboard and the index counts.
+  const others = [];
+  for (const path of ['interval?every=250', 'timeout?every=500', 'longpoll', 'websocket', 'sse']) {
+    const c = await browser.newContext();
+    const p = await c.newPage();
+    await p.goto(`${server.base}/${path}`);
+    others.push(c);
+  }
+  for (const [name, url, settle] of shots) {
+    if (only && !only.includes(name)) continue;
+    const page = await context.newPage();
+    await page.goto(server.base + url);
+    if (name === 'dashboard') {
+      await page.fill('#token', TOKEN);
+      await page.press('#token', 'Enter');
+      await page.waitForSelector('#lab:not([hidden])');
+    }
+    if (name === 'interval') {
+      await putLab(server.base, { latency_ms: 50, jitter_ms: 600 });
+    }
+    if (name === 'echo') {
+      await page.click('#echo-open');
+      await page.waitForSelector('#echo-send:not([disabled])');
+      await page.click('#echo-send');
+      await page.check('input[value="binary"]');
+      await page.click('#echo-send');
+    }
+    if (url !== '/' && name !== 'echo' && name !== 'dashboard') {
+      await page.fill('#text', 'Hello from the projector!');
+      await page.press('#text', 'Enter');
+    }
+    await page.waitForTimeout(settle);
+    const file = scheme === 'dark' ? `${name}-dark.png` : `${name}.png`;
+    await page.screenshot({ path: path.join(out, file) });
+    if (name === 'interval') await putLab(server.base, { latency_ms: 0, jitter_ms: 0 });
+    await page.close();
+  }
+  clearInterval(chatter);
+  for (const c of others) await c.close();
+  console.log(`screenshots in ${out}`);
+} finally {
+  await browser.close();
+  await server.stop();
+}
