@@ -238,6 +238,7 @@ pub async fn phase(env: &Env, spec: &Spec, rtt_ms: f64) -> Result<Value, String>
         window,
         interval: spec.interval,
         hold_s: spec.hold_s,
+        client_ids: env.client_ids,
         connecting: Arc::new(Semaphore::new(256)),
         ready: Default::default(),
     });
@@ -303,6 +304,11 @@ pub async fn phase(env: &Env, spec: &Spec, rtt_ms: f64) -> Result<Value, String>
         .flat_map(|t| t.samples.iter().map(|s| s.1))
         .collect();
     let latency = Percentiles::of(&mut latencies);
+    let mut stored: Vec<u64> = tallies
+        .iter()
+        .flat_map(|t| t.after_store_us.iter().copied())
+        .collect();
+    let after_store = Percentiles::of(&mut stored);
     let lost: Vec<u64> = tallies.iter().map(|t| t.lost(&expected)).collect();
     let duplicates: u64 = tallies.iter().map(|t| t.duplicates).sum();
     let out_of_order: u64 = tallies.iter().map(|t| t.out_of_order).sum();
@@ -348,6 +354,7 @@ pub async fn phase(env: &Env, spec: &Spec, rtt_ms: f64) -> Result<Value, String>
         "errors": win.errors,
         "rtt_ms": round(rtt),
         "latency": latency.json(),
+        "after_store": after_store.json(),
         "model_latency_ms": round(model_latency),
         "latency_ratio": ratio(latency.mean, model_latency).map(round),
         "lost": lost.iter().sum::<u64>(),

@@ -88,6 +88,8 @@ pub struct Ctx {
     pub interval: Duration,
     /// Long-poll hold asked for, seconds.
     pub hold_s: u64,
+    /// Whether polls carry `client=<id>` like the pages' requests.
+    pub client_ids: bool,
     /// Limits how many clients connect at once; a client gives its permit
     /// back once it is connected (so 10,000 clients do not overflow the
     /// server's accept queue).
@@ -127,8 +129,14 @@ impl Seat {
         Arc::clone(&self.ctx.connecting).acquire_owned().await.ok()
     }
 
-    fn client_id(&self) -> String {
-        format!("lg{}-{}", self.ctx.run, self.n)
+    /// `&client=<id>`, the per-tab id the pages send (empty with
+    /// `--no-client-id`).
+    fn client_param(&self) -> String {
+        if self.ctx.client_ids {
+            format!("&client=lg{}-{}", self.ctx.run, self.n)
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -163,8 +171,8 @@ fn take_page(ctx: &Ctx, body: &[u8], tally: &mut Tally) -> Option<Page> {
     if page.messages.is_empty() {
         Meter::add(&ctx.meter.empty, 1);
     }
-    for Msg { id, text } in &page.messages {
-        tally.record(*id, text, now);
+    for m in &page.messages {
+        tally.record(m, now);
     }
     Some(page)
 }
@@ -203,8 +211,8 @@ async fn interval(mut seat: Seat) -> Tally {
                 // unwrap: no code holding this lock panics.
                 let since = state.lock().unwrap().since;
                 let path = format!(
-                    "/api/messages?since={since}&transport=interval&seq={seq}&client={}",
-                    seat.client_id()
+                    "/api/messages?since={since}&transport=interval&seq={seq}{}",
+                    seat.client_param()
                 );
                 inflight.spawn(interval_poll(
                     Arc::clone(&ctx),
@@ -287,8 +295,8 @@ async fn timeout(mut seat: Seat) -> Tally {
             _ = tokio::time::sleep(pause) => {}
         }
         let path = format!(
-            "/api/messages?since={since}&transport=timeout&seq={seq}&client={}",
-            seat.client_id()
+            "/api/messages?since={since}&transport=timeout&seq={seq}{}",
+            seat.client_param()
         );
         let req = request("GET", &ctx.target, &path, ctx.headers, "", None);
         Meter::add(&ctx.meter.requests, 1);
@@ -336,9 +344,9 @@ async fn longpoll(mut seat: Seat) -> Tally {
     let mut permit = seat.connect_permit().await;
     loop {
         let path = format!(
-            "/api/longpoll?since={since}&timeout={}&client={}",
+            "/api/longpoll?since={since}&timeout={}{}",
             ctx.hold_s,
-            seat.client_id()
+            seat.client_param()
         );
         let req = request("GET", &ctx.target, &path, ctx.headers, "", None);
         let patience = Duration::from_secs(ctx.hold_s) + REQUEST_TIMEOUT;
@@ -443,7 +451,7 @@ async fn websocket(mut seat: Seat) -> Tally {
                         Ok(Frame {
                             message: Some(m), ..
                         }) => {
-                            tally.record(m.id, &m.text, now);
+                            tally.record(&m, now);
                         }
                         Ok(frame) if frame.kind == "welcome" => {
                             if permit.take().is_some() {
@@ -567,7 +575,7 @@ async fn sse_stream(
             if let Some(data) = message_data(&text[..end])
                 && let Ok(m) = serde_json::from_str::<Msg>(data)
             {
-                tally.record(m.id, &m.text, now);
+                tally.record(&m, now);
             }
             text.drain(..end + 2);
         }

@@ -66,6 +66,10 @@ struct Cli {
     /// The teacher token, to set the lab's latency and jitter.
     #[arg(long, global = true)]
     teacher_token: Option<String>,
+    /// Leave out the `client=<id>` the pages add to every poll (the
+    /// server keeps a table of recent ids for /api/stats).
+    #[arg(long, global = true)]
+    no_client_id: bool,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -153,6 +157,8 @@ enum Mode {
 pub struct Env {
     pub target: Target,
     pub headers: Headers,
+    /// Polls carry `client=<id>`, as the pages' do.
+    pub client_ids: bool,
     pub monitor: Monitor,
     /// This run's id, in every message text, so receivers can tell our
     /// messages from anyone else's.
@@ -192,6 +198,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let env = Env {
         target: Target::parse(&cli.url)?,
         headers: cli.headers,
+        client_ids: !cli.no_client_id,
         monitor: Monitor::start(cli.server_pid),
         run: format!("{:08x}", rand::random::<u32>()).into(),
     };
@@ -367,6 +374,11 @@ impl Output {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             fields.insert("unix_time".into(), json!(unix));
+            // Other work on this machine skews every figure: keep the
+            // load average next to the result.
+            let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+            let one_minute: Option<f64> = load.split(' ').next().and_then(|x| x.parse().ok());
+            fields.insert("loadavg_1m".into(), json!(one_minute));
         }
         if let Some(file) = &mut self.file {
             writeln!(file, "{result}").map_err(|e| e.to_string())?;

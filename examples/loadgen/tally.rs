@@ -18,6 +18,9 @@ use serde::Deserialize;
 pub struct Msg {
     pub id: u64,
     pub text: String,
+    /// The server's wall clock when it stored the message, ms.
+    #[serde(default)]
+    pub sent_at: u64,
 }
 
 /// A polling or long-polling answer.
@@ -33,6 +36,13 @@ pub struct Frame {
     #[serde(rename = "type")]
     pub kind: String,
     pub message: Option<Msg>,
+}
+
+/// Microseconds since the Unix epoch (the clock `sent_at` is on).
+pub fn wall_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// The text of the `seq`-th message of run `run`, posted at `t_us`.
@@ -70,6 +80,11 @@ pub struct Tally {
     pub out_of_order: u64,
     /// (id, latency µs) of the first receipt of each timed message.
     pub samples: Vec<(u64, u64)>,
+    /// Receipt wall-clock time minus the message's `sent_at` (the server's
+    /// clock when it stored the message), µs, for the timed messages: the
+    /// delivery alone, without the time it took to store the message.
+    /// Millisecond resolution, since `sent_at` is in ms.
+    pub after_store_us: Vec<u64>,
     /// Deliveries (duplicates included) received inside the window.
     pub receipts_in_window: u64,
     /// Response times of immediate polls answered inside the window, µs.
@@ -94,7 +109,8 @@ impl Tally {
     }
 
     /// Records one delivered message, received at `now_us`.
-    pub fn record(&mut self, id: u64, text: &str, now_us: u64) {
+    pub fn record(&mut self, m: &Msg, now_us: u64) {
+        let (id, text) = (m.id, m.text.as_str());
         if id <= self.base || id - self.base > MAX_TRACKED {
             return;
         }
@@ -116,6 +132,10 @@ impl Tally {
             && self.in_window(sent)
         {
             self.samples.push((id, now_us.saturating_sub(sent)));
+            if m.sent_at > 0 {
+                self.after_store_us
+                    .push(wall_clock_us().saturating_sub(m.sent_at * 1000));
+            }
         }
         if id > self.high {
             self.high = id;
@@ -158,10 +178,15 @@ mod tests {
     #[test]
     fn counts_duplicates_order_and_loss() {
         let mut t = Tally::new("r".into(), 10, (0, 1_000), Arc::default());
-        t.record(11, &stamp("r", 100, 1), 150);
-        t.record(13, &stamp("r", 100, 3), 160);
-        t.record(12, &stamp("r", 100, 2), 170);
-        t.record(13, &stamp("r", 100, 3), 180);
+        let m = |id, seq| Msg {
+            id,
+            text: stamp("r", 100, seq),
+            sent_at: 0,
+        };
+        t.record(&m(11, 1), 150);
+        t.record(&m(13, 3), 160);
+        t.record(&m(12, 2), 170);
+        t.record(&m(13, 3), 180);
         assert_eq!((t.duplicates, t.out_of_order), (1, 1));
         assert_eq!(t.lost(&[11, 12, 13, 14]), 1);
         assert_eq!(t.samples, vec![(11, 50), (13, 60), (12, 70)]);

@@ -197,7 +197,7 @@ pub async fn empty_polls(
                 .await;
                 // An empty answer, without paying for a JSON parse.
                 let good = matches!(&r, Ok(Ok(resp)) if resp.status == 200
-                    && resp.body.windows(14).any(|w| w == br#""messages":[]"#));
+                    && contains(&resp.body, br#""messages":[]"#));
                 if good {
                     Meter::add(&meter.answers, 1);
                 } else {
@@ -257,6 +257,7 @@ impl Crowd {
             window: (now_us(), u64::MAX),
             interval: Duration::from_secs(1),
             hold_s,
+            client_ids: env.client_ids,
             connecting: Arc::new(Semaphore::new(CONNECTING_AT_ONCE)),
             ready: Default::default(),
         });
@@ -418,6 +419,13 @@ pub async fn fanout(
         }
     }
     let latency = Percentiles::of(&mut all);
+    let mut stored: Vec<u64> = tallies
+        .iter()
+        .flat_map(|t| t.after_store_us.iter().copied())
+        .collect();
+    let after_store = Percentiles::of(&mut stored);
+    let mut acks = sent.ack_us.clone();
+    let ack = Percentiles::of(&mut acks);
     let mut worst: Vec<u64> = last_client.into_values().collect();
     let every_client = Percentiles::of(&mut worst);
     let lost: Vec<u64> = tallies.iter().map(|t| t.lost(&expected)).collect();
@@ -437,6 +445,10 @@ pub async fn fanout(
         latency.p50, latency.p95, latency.p99, latency.max, latency.count
     );
     println!(
+        "  of which storing: post acknowledged after p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; from stored to received (ms clock): p50 {:.0} ms, p99 {:.0} ms",
+        ack.p50, ack.p99, ack.max, after_store.p50, after_store.p99
+    );
+    println!(
         "  until every client had it: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         every_client.p50, every_client.p99, every_client.max
     );
@@ -451,6 +463,7 @@ pub async fn fanout(
         "rate": rate, "connected": ready, "connect_s": round(connect_time.as_secs_f64()),
         "server_open": open, "post_failures": sent.failed,
         "latency": latency.json(), "every_client": every_client.json(),
+        "post_ack": ack.json(), "after_store": after_store.json(),
         "lost": lost_total, "clients_with_loss": lost.iter().filter(|&&l| l > 0).count(),
         "duplicates": duplicates, "out_of_order": out_of_order, "errors": requests.errors,
         "requests": requests.requests, "usage": usage.json(),
@@ -556,4 +569,9 @@ async fn open_keepalive(env: &Env, n: usize) -> Vec<HttpConn> {
         }
     }
     conns
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
