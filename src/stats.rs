@@ -41,8 +41,38 @@ pub struct TransportStats {
     /// Polling clients (by their `client=` id) and when each was last seen:
     /// polling has no connection to count, so "who is here" is "who asked
     /// recently".
-    recent_clients: Mutex<HashMap<String, Instant>>,
+    recent_clients: Mutex<RecentClients>,
 }
+
+/// Client ids seen recently, swept of stale ones at most once a second so
+/// that a busy transport does not rescan the table on every request.
+#[derive(Debug)]
+struct RecentClients {
+    seen: HashMap<String, Instant>,
+    swept: Instant,
+}
+
+impl Default for RecentClients {
+    fn default() -> Self {
+        RecentClients {
+            seen: HashMap::new(),
+            swept: Instant::now(),
+        }
+    }
+}
+
+impl RecentClients {
+    fn sweep(&mut self, now: Instant) {
+        if now.duration_since(self.swept) >= SWEEP_EVERY {
+            self.seen
+                .retain(|_, seen| now.duration_since(*seen) < CLIENT_SEEN_WINDOW);
+            self.swept = now;
+        }
+    }
+}
+
+/// How often stale client ids are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// A polling client counts as connected this long after its last request.
 pub const CLIENT_SEEN_WINDOW: Duration = Duration::from_secs(10);
@@ -66,23 +96,25 @@ impl TransportStats {
         let now = Instant::now();
         // unwrap: nothing panics while holding this lock.
         let mut clients = self.recent_clients.lock().unwrap();
-        if clients.len() >= MAX_TRACKED_CLIENTS {
-            clients.retain(|_, seen| now.duration_since(*seen) < CLIENT_SEEN_WINDOW);
-        }
-        if let Some(seen) = clients.get_mut(client) {
+        clients.sweep(now);
+        if let Some(seen) = clients.seen.get_mut(client) {
             *seen = now;
-        } else if clients.len() < MAX_TRACKED_CLIENTS {
-            clients.insert(client.to_owned(), now);
+        } else if clients.seen.len() < MAX_TRACKED_CLIENTS {
+            clients.seen.insert(client.to_owned(), now);
         }
     }
 
-    /// Distinct clients seen within [`CLIENT_SEEN_WINDOW`].
+    /// Distinct clients seen within [`CLIENT_SEEN_WINDOW`] (to within the
+    /// one-second sweep).
     pub fn recent_client_count(&self) -> u64 {
         let now = Instant::now();
         // unwrap: see seen_client.
-        let mut clients = self.recent_clients.lock().unwrap();
-        clients.retain(|_, seen| now.duration_since(*seen) < CLIENT_SEEN_WINDOW);
-        clients.len() as u64
+        let clients = self.recent_clients.lock().unwrap();
+        clients
+            .seen
+            .values()
+            .filter(|seen| now.duration_since(**seen) < CLIENT_SEEN_WINDOW)
+            .count() as u64
     }
 
     /// Marks one more open request/connection until the guard is dropped.
