@@ -138,7 +138,9 @@ pub struct Config {
     #[arg(long, default_value_t = 10_000)]
     pub send_timeout_ms: u64,
     /// Time a client has to send its request headers (slowloris guard).
-    #[arg(long, default_value_t = 5_000)]
+    /// At least 1000: actix measures it from a clock it refreshes only every
+    /// 500 ms, and a shorter deadline can land in the past and never fire.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1_000..))]
     pub client_request_timeout_ms: u64,
     /// On Ctrl-C, how long open requests get to finish.
     #[arg(long, default_value_t = 5)]

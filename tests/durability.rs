@@ -89,10 +89,106 @@ async fn readers_behind_the_memory_window_read_from_disk() {
     );
 }
 
-/// `kill -9` in the middle of a burst of concurrent posts, then restart on
-/// the same file: every message that got its 201 is there exactly once with
-/// the id it was given, ids are gap-free, and the next post takes the next
-/// id.
+/// Which way a reader reads.
+#[derive(Debug, Clone, Copy)]
+enum Reader {
+    Polling,
+    LongPoll,
+    WebSocket,
+    Sse,
+}
+
+/// Reads messages after `since` from `base` the way `reader` does, until
+/// the id `until` has arrived (if given) or the connection fails — as it
+/// does when the server is killed. Returns what arrived, in order.
+async fn read_until(
+    reader: Reader,
+    base: &str,
+    since: u64,
+    until: Option<u64>,
+) -> Vec<serde_json::Value> {
+    use futures_util::StreamExt;
+    let done = |got: &[serde_json::Value], since: u64| {
+        let cursor = got.last().map_or(since, |m| m["id"].as_u64().unwrap());
+        until.is_some_and(|u| cursor >= u)
+    };
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut got: Vec<serde_json::Value> = Vec::new();
+    let http = reqwest::Client::new();
+    match reader {
+        Reader::Polling | Reader::LongPoll => loop {
+            if done(&got, since) || tokio::time::Instant::now() > deadline {
+                return got;
+            }
+            let cursor = got.last().map_or(since, |m| m["id"].as_u64().unwrap());
+            let path = match reader {
+                Reader::Polling => format!("/api/messages?since={cursor}&transport=timeout"),
+                _ => format!("/api/longpoll?since={cursor}&timeout=5"),
+            };
+            let Ok(response) = http.get(format!("{base}{path}")).send().await else {
+                return got;
+            };
+            if response.status() == 204 {
+                continue;
+            }
+            let Ok(page) = response.json::<serde_json::Value>().await else {
+                return got;
+            };
+            got.extend(page["messages"].as_array().unwrap().iter().cloned());
+        },
+        Reader::WebSocket => {
+            let url = format!("{}/api/ws?since={since}", base.replacen("http", "ws", 1));
+            let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await else {
+                return got;
+            };
+            while !done(&got, since) {
+                let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, ws.next()).await else {
+                    return got;
+                };
+                if let Ok(text) = frame.to_text() {
+                    let frame: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+                    if frame["type"] == "message" {
+                        got.push(frame["message"].clone());
+                    }
+                }
+            }
+            got
+        }
+        Reader::Sse => {
+            // As EventSource does when it reconnects: the cursor rides in
+            // Last-Event-ID.
+            let Ok(mut response) = http
+                .get(format!("{base}/api/events"))
+                .header("Last-Event-ID", since.to_string())
+                .send()
+                .await
+            else {
+                return got;
+            };
+            let mut buffer = String::new();
+            while !done(&got, since) {
+                let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, response.chunk()).await
+                else {
+                    return got;
+                };
+                buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+                while let Some(end) = buffer.find("\n\n") {
+                    let event: String = buffer.drain(..end + 2).collect();
+                    if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                        got.push(serde_json::from_str(data).unwrap());
+                    }
+                }
+            }
+            got
+        }
+    }
+}
+
+/// `kill -9` in the middle of a burst of concurrent posts, with a reader of
+/// every transport following along; then restart on the same file. Every
+/// message that got its 201 is there exactly once with the id it was given,
+/// ids are gap-free, the next post takes the next id — and every reader,
+/// resuming from its cursor, ends with the whole log exactly once.
 #[tokio::test]
 async fn kill_dash_nine_mid_burst_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,6 +196,20 @@ async fn kill_dash_nine_mid_burst_loses_no_acknowledged_message() {
     let (mut child, base) = spawn_binary(&db, &["--no-limits"]);
     let http = reqwest::Client::new();
     let acked: Arc<Mutex<BTreeMap<u64, String>>> = Arc::default();
+
+    let readers = [
+        Reader::Polling,
+        Reader::LongPoll,
+        Reader::WebSocket,
+        Reader::Sse,
+    ];
+    let reading: Vec<_> = readers
+        .iter()
+        .map(|&reader| {
+            let base = base.clone();
+            tokio::spawn(async move { read_until(reader, &base, 0, None).await })
+        })
+        .collect();
 
     let mut posters = Vec::new();
     for p in 0..8 {
@@ -137,11 +247,15 @@ async fn kill_dash_nine_mid_burst_loses_no_acknowledged_message() {
     for poster in posters {
         poster.await.unwrap();
     }
+    let mut before = Vec::new();
+    for reader in reading {
+        before.push(reader.await.unwrap());
+    }
     let acked = acked.lock().unwrap().clone();
 
     let (mut child, base) = spawn_binary(&db, &["--no-limits"]);
     let api = Api {
-        base,
+        base: base.clone(),
         http: reqwest::Client::new(),
     };
     let stored = api.all_since(0).await;
@@ -159,9 +273,26 @@ async fn kill_dash_nine_mid_burst_loses_no_acknowledged_message() {
             "acknowledged message {id} survives with its id"
         );
     }
-    // A resumed reader sees each exactly once.
     let (status, body) = api.post("after", "crash", None).await;
     assert_eq!((status, body["id"].as_u64()), (201, Some(last + 1)));
+
+    // Every reader resumes from its own cursor and ends with the whole log,
+    // each message once, in order.
+    for (reader, mut seen) in readers.into_iter().zip(before) {
+        assert!(!seen.is_empty(), "{reader:?} was reading before the kill");
+        let cursor = seen.last().map_or(0, |m| m["id"].as_u64().unwrap());
+        seen.extend(read_until(reader, &base, cursor, Some(last + 1)).await);
+        assert_eq!(
+            ids(&seen),
+            (1..=last + 1).collect::<Vec<_>>(),
+            "{reader:?} resumed with nothing lost or repeated"
+        );
+        assert_eq!(
+            seen[..last as usize],
+            stored[..],
+            "{reader:?} saw what was stored"
+        );
+    }
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -160,7 +160,7 @@ async fn vanished_clients_are_reaped() {
 /// cut off after `--client-request-timeout-ms`, while others are served.
 #[tokio::test]
 async fn slow_headers_are_cut_off() {
-    let server = start_with(|c| c.client_request_timeout_ms = 300);
+    let server = start_with(|c| c.client_request_timeout_ms = 1_000);
     let api = Api::new(&server);
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
     let head = b"GET /api/messages HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -185,6 +185,12 @@ async fn slow_headers_are_cut_off() {
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "{answer}"
     );
+
+    // A connection that never says anything at all is closed too.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut nothing = Vec::new();
+    let closed = tokio::time::timeout(PATIENCE, silent.read_to_end(&mut nothing)).await;
+    assert!(closed.is_ok(), "a silent connection is closed");
 }
 
 /// Frames that break the WebSocket protocol close the connection with the
