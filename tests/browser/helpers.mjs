@@ -22,11 +22,12 @@ export function serverBinary() {
 }
 
 /**
- * Starts the server on a free port with an in-memory room and a known
- * teacher token; resolves once it has printed its address.
+ * Starts the server with a known teacher token — by default on a free port
+ * with an in-memory room — and resolves once it has printed its address.
+ * `bind` and `db` let a test restart a server where it was.
  */
-export function startServer(extraArgs = []) {
-  const args = ['--bind', '127.0.0.1:0', '--db', ':memory:', '--teacher-token', TOKEN, '--workers', '2', ...extraArgs];
+export function startServer(extraArgs = [], { bind = '127.0.0.1:0', db = ':memory:' } = {}) {
+  const args = ['--bind', bind, '--db', db, '--teacher-token', TOKEN, '--workers', '2', ...extraArgs];
   const child = spawn(serverBinary(), args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
