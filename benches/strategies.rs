@@ -135,6 +135,11 @@ impl Fixture {
     async fn batches(&mut self, iters: u64) -> Duration {
         let mut timed = Duration::ZERO;
         for _ in 0..iters {
+            // Untimed: a random pause of up to one poll period, so that
+            // batches do not start in step with the pollers' clocks (the
+            // previous batch ended just after a poll answered).
+            let phase = rand::random_range(0..POLL_EVERY.as_micros() as u64);
+            tokio::time::sleep(Duration::from_micros(phase)).await;
             let (requests_before, empty_before) = self.counters().await;
             let last = self.poster.next_id + MESSAGES - 1;
             self.tracker.arm(last);
