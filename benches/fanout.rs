@@ -14,7 +14,7 @@
 //! both", the same caveat as the load generator's fan-out numbers in
 //! `docs/benchmarks.md`.
 //!
-//! Run time: about 30 s (see `docs/benchmarks.md`).
+//! Run time: about 12 s (see `docs/benchmarks.md`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -27,7 +27,7 @@
 //!
 //! The WebSocket fan-out over real sockets is in `benches/fanout.rs`.
 //!
-//! Run time: about 1½ minutes (see `docs/benchmarks.md`).
+//! Run time: about 40 s (see `docs/benchmarks.md`).
 
 use std::path::Path;
 use std::sync::Arc;

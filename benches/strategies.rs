@@ -40,7 +40,7 @@
 //! one new request per message per client), push transports nothing at all
 //! after the connection is open.
 //!
-//! Run time: about 1½ minutes (see `docs/benchmarks.md`).
+//! Run time: about 80 s (see `docs/benchmarks.md`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
