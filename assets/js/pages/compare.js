@@ -34,7 +34,10 @@ async function start() {
       since,
       every: 1000,
       probe: column.meter,
-      onMessages: (messages) => column.meter.delivered(column.list.add(messages)),
+      onMessages: (messages) => {
+        const at = performance.now(); // before drawing: see Meter.delivered
+        column.meter.delivered(column.list.add(messages), at);
+      },
     });
     column.transport.start();
   }

@@ -53,7 +53,10 @@ function startTransport(since) {
     hold,
     naive,
     probe: meter,
-    onMessages: (messages) => meter.delivered(list.add(messages)),
+    onMessages: (messages) => {
+      const at = performance.now(); // before drawing: see Meter.delivered
+      meter.delivered(list.add(messages), at);
+    },
     onReadyState: (state) => meter.showReadyState(state),
   });
   transport.start();

@@ -161,10 +161,11 @@ export class Meter {
   // ----- called by the page -----
 
   /** What the message list did with one delivery. */
-  delivered({ duplicates, added }) {
+  /** Messages arrived (at `at`, taken before the list drew them, so the
+   * round trip measures the network and the server, not our own DOM work). */
+  delivered({ duplicates, added }, at = performance.now()) {
     this.counts.duplicates += duplicates;
-    const now = performance.now();
-    for (const message of added) this.arrived(message.id, now);
+    for (const message of added) this.arrived(message.id, at);
     this.schedule();
   }
 
