@@ -48,4 +48,4 @@ pub mod store;
 pub mod transports;
 
 pub use config::Config;
-pub use server::{AppState, Running, run, start};
+pub use server::{AppState, Running, raise_open_files_limit, run, start};

@@ -17,6 +17,8 @@ async fn main() -> ExitCode {
         .init();
 
     let config = Config::parse();
+    // Each connection is a file descriptor: make room for the class.
+    let open_files = weebsockets::raise_open_files_limit();
     let listener = match TcpListener::bind(config.bind) {
         Ok(listener) => listener,
         Err(err) => {
@@ -38,6 +40,20 @@ async fn main() -> ExitCode {
     // unwrap: a bound listener always has a local address.
     let addr = listener.local_addr().unwrap();
     print_banner(addr, &state, &db);
+    let needed = [
+        state.config.limit(state.config.ws_total),
+        state.config.limit(state.config.sse_total),
+        state.config.limit(state.config.longpoll_total),
+    ];
+    // Warn when even one kind of connection could not reach its own limit.
+    let largest = needed.iter().map(|n| u64::from(*n)).max().unwrap_or(0);
+    if needed.contains(&0) && open_files < 100_000 || largest > open_files {
+        println!(
+            "  Note: this process may open only {open_files} files and every connection \
+             takes one; raise `ulimit -n` (hard limit) if more tabs than that will connect."
+        );
+        println!();
+    }
 
     match weebsockets::run(listener, state, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -209,6 +209,43 @@ pub async fn run(
     Ok(())
 }
 
+/// Raises this process's soft limit on open files to its hard limit and
+/// returns the limit now in force.
+///
+/// Every connection is a file descriptor, and many systems start a process
+/// with a soft limit of 1,024 — far below the 10,000 WebSockets the server
+/// allows by default. The hard limit is what an unprivileged process may
+/// raise itself to. Tests, benchmarks and the load generator use it too.
+#[cfg(unix)]
+pub fn raise_open_files_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+        limit.rlim_cur
+    }
+}
+
+/// Elsewhere the operating system's defaults stand.
+#[cfg(not(unix))]
+pub fn raise_open_files_limit() -> u64 {
+    u64::MAX
+}
+
 /// `Server-Timing` for DevTools' Timing tab: how long the server held the
 /// request, and how long the lab delayed the answer.
 pub fn server_timing(held: Duration, lab: Duration) -> (header::HeaderName, String) {

@@ -56,18 +56,7 @@ pub fn start_server() -> Running {
 /// Raises this process's open-file limit to its hard limit (1,000 WebSocket
 /// clients plus the server's side of them need more than the usual 1,024).
 pub fn raise_fd_limit() -> u64 {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-        limit.rlim_cur
-    }
+    weebsockets::raise_open_files_limit()
 }
 
 /// `fut`, or a panic naming `what` after [`PATIENCE`].

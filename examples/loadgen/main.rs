@@ -174,7 +174,8 @@ fn main() {
         }
         return;
     }
-    raise_fd_limit();
+    // 10,000 clients need 10,000 sockets.
+    weebsockets::raise_open_files_limit();
     // Two workers: as many as the machine has cores. The server shares
     // them; the load generator's own CPU time is reported so you can see
     // how much it took.
@@ -418,23 +419,6 @@ async fn set_lab(
     }
     eprintln!("lab: latency {latency} ms, jitter {jitter} ms");
     Ok(())
-}
-
-/// Raises the soft open-file limit to the hard one: 10,000 clients need
-/// 10,000 sockets.
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }
 
 /// A line on stderr every second while a scenario runs.

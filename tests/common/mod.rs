@@ -30,21 +30,10 @@ pub fn start_with(adjust: impl FnOnce(&mut Config)) -> Running {
     weebsockets::start(config).expect("server starts")
 }
 
-/// Raises this process's open-file limit to its hard limit, for tests that
-/// open thousands of sockets.
+/// Raises this process's open-file limit, for tests that open thousands
+/// of sockets.
 pub fn raise_fd_limit() -> u64 {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-        limit.rlim_cur
-    }
+    weebsockets::raise_open_files_limit()
 }
 
 /// The real binary, started with `--bind 127.0.0.1:0 --workers 2 --db DB`
