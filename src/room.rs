@@ -17,6 +17,23 @@
 //! the server, so 10,000 held long polls cost memory but no CPU until a
 //! message arrives.
 //!
+//! ## One wake per worker, then local wakes
+//!
+//! The writer thread is not one of the server's worker threads, so a wake
+//! from it lands in each worker's *remote* queue — and tokio runs a worker's
+//! *local* queue first (the remote one only every 31st task or when the local
+//! one is empty). Local is where the network wakes go: a long-poll client that
+//! got its answer sends its next request at once, and that request would then
+//! overtake the answers still waiting in the remote queue. With 10,000 held
+//! polls the last answer left only after ~all 10,000 new requests were parsed.
+//!
+//! So each worker thread gets a relay ([`Room::relay_on_this_thread`]): one
+//! task that waits on the room's watch and passes the news on to a watch of
+//! its own. Readers on that thread subscribe to the relay, their wakes come
+//! from the same thread, join the local queue in order and run before any new
+//! request that arrives after them. One remote wake per worker instead of one
+//! per reader; `docs/benchmarks.md` has what it bought.
+//!
 //! A fast reader and a slow reader never wait for each other: the room does
 //! not push into per-client queues, each client *pulls* from the shared log
 //! at its own pace. (Compare tokio's `broadcast` channel, where a lagging
@@ -29,6 +46,7 @@
 //! a few pointer copies and never across an `.await`, so an async mutex
 //! would only add overhead.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -64,6 +82,19 @@ struct Shared {
     closing: watch::Sender<bool>,
     /// The durable store (and its writer thread).
     store: StoreHandle,
+}
+
+thread_local! {
+    /// This worker thread's relay, if it has one.
+    static RELAY: RefCell<Option<Relay>> = const { RefCell::new(None) };
+}
+
+/// A worker thread's copy of the room's "newest id" watch.
+struct Relay {
+    /// Which room it relays (tests run several servers in one process). Only
+    /// compared, never dereferenced.
+    room: *const Shared,
+    latest: watch::Sender<u64>,
 }
 
 /// The newest part of the log, kept in memory because almost every read asks
@@ -215,8 +246,41 @@ impl Room {
     /// Subscribe *before* reading from your cursor: a message committed
     /// between the read and the wait will then still mark the receiver as
     /// changed, and no wake-up is lost.
+    ///
+    /// On a thread with a relay (every server worker) this is the relay's
+    /// watch, which changes after the room's — never before the message is
+    /// in the log, so the rule above still holds.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.shared.latest.subscribe()
+        RELAY.with(|relay| match &*relay.borrow() {
+            Some(relay) if std::ptr::eq(relay.room, Arc::as_ptr(&self.shared)) => {
+                relay.latest.subscribe()
+            }
+            _ => self.shared.latest.subscribe(),
+        })
+    }
+
+    /// Starts this thread's relay of the newest id (see "One wake per worker"
+    /// in the module docs). Call it on each worker thread, inside its tokio
+    /// `LocalSet` — the server does, from the app factory that actix runs
+    /// once per worker. Readers on other threads keep using the room's own
+    /// watch.
+    pub fn relay_on_this_thread(&self) {
+        let mut room_latest = self.shared.latest.subscribe();
+        let (latest, _) = watch::channel(*room_latest.borrow_and_update());
+        let relayed = latest.clone();
+        // Ends when the room's sender is gone, i.e. when the room is dropped.
+        tokio::task::spawn_local(async move {
+            while room_latest.changed().await.is_ok() {
+                let newest = *room_latest.borrow_and_update();
+                relayed.send_replace(newest);
+            }
+        });
+        RELAY.with(|relay| {
+            *relay.borrow_mut() = Some(Relay {
+                room: Arc::as_ptr(&self.shared),
+                latest,
+            })
+        });
     }
 
     /// True once shutdown has begun.

@@ -168,31 +168,36 @@ pub async fn run(
     let state = web::Data::new(state);
     let config = state.config.clone();
     let app_state = state.clone();
-    let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(routes))
-        .workers(config.worker_count())
-        // We handle Ctrl-C/SIGTERM ourselves (in main) so that shutdown can
-        // first tell long-lived connections to close.
-        .disable_signals()
-        .shutdown_timeout(config.shutdown_timeout_s)
-        // Slowloris guard: the request head must arrive within this time.
-        .client_request_timeout(Duration::from_millis(config.client_request_timeout_ms))
-        // A client that closes its side has gone away: stop holding its
-        // long poll (and free the slot) instead of waiting for the timeout.
-        .h1_allow_half_closed(false)
-        // Close a finished connection at once instead of lingering up to a
-        // second for the client to close first: after a WebSocket closing
-        // handshake RFC 6455 wants the *server* to drop the TCP connection,
-        // and clients wait for it.
-        .client_disconnect_timeout(Duration::ZERO)
-        // Real-time traffic is many small writes: send each at once rather
-        // than letting Nagle's algorithm hold it for the previous one's ACK
-        // (a 40 ms stall whenever two frames go out back to back).
-        .tcp_nodelay(true)
-        // Room in the accept queue for a class that all connects at once.
-        .backlog(4096)
-        .max_connections(100_000)
-        .listen(listener)?
-        .run();
+    let server = HttpServer::new(move || {
+        // Actix calls this once on each worker thread: the place to give the
+        // worker its own relay of the room's news (see `room`).
+        app_state.room.relay_on_this_thread();
+        App::new().app_data(app_state.clone()).configure(routes)
+    })
+    .workers(config.worker_count())
+    // We handle Ctrl-C/SIGTERM ourselves (in main) so that shutdown can
+    // first tell long-lived connections to close.
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_timeout_s)
+    // Slowloris guard: the request head must arrive within this time.
+    .client_request_timeout(Duration::from_millis(config.client_request_timeout_ms))
+    // A client that closes its side has gone away: stop holding its
+    // long poll (and free the slot) instead of waiting for the timeout.
+    .h1_allow_half_closed(false)
+    // Close a finished connection at once instead of lingering up to a
+    // second for the client to close first: after a WebSocket closing
+    // handshake RFC 6455 wants the *server* to drop the TCP connection,
+    // and clients wait for it.
+    .client_disconnect_timeout(Duration::ZERO)
+    // Real-time traffic is many small writes: send each at once rather
+    // than letting Nagle's algorithm hold it for the previous one's ACK
+    // (a 40 ms stall whenever two frames go out back to back).
+    .tcp_nodelay(true)
+    // Room in the accept queue for a class that all connects at once.
+    .backlog(4096)
+    .max_connections(100_000)
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     tokio::pin!(server);
     tokio::select! {
