@@ -73,8 +73,10 @@ async fn hold(
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     // Subscribe *before* the first read, so a message committed in between
-    // still wakes us (see Room::subscribe).
-    let mut latest = state.room.subscribe();
+    // still wakes us (see Room::subscribe). Through this worker's relay, so
+    // that when news comes the held answers go out before the requests that
+    // arrive meanwhile (see Room::subscribe_here).
+    let mut latest = state.room.subscribe_here();
     let page = loop {
         let page = state.room.read_since(since, limit).await?;
         if !page.messages.is_empty() {
