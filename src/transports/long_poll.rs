@@ -8,7 +8,7 @@
 //! message, and news arrives as soon as it exists instead of at the next
 //! tick.
 //!
-//! How it is held cheaply: the handler subscribes to the room's "newest id"
+//! How it is held cheaply: the handler subscribes to (its worker's relay of) the room's "newest id"
 //! watch and `.await`s it. A held poll is a parked future — no thread, no
 //! timer loop, no CPU — and one commit wakes every held poll at once. The
 //! answer's `Server-Timing` header says how long the server held it, which
