@@ -4,13 +4,12 @@
 /// paired with a WebSocket page, and setInterval with SSE.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   allMessages,
-  launchBrowser,
   openPage,
   sendFromPage,
-  startServer,
+  serverAndBrowser,
   unexpectedProblems,
   waitConnected,
   waitForText,
@@ -25,24 +24,13 @@ const PAIRS = [
   ['interval', 'sse'],
 ];
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer(['--post-rate', '0']);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 for (const [a, b] of PAIRS) {
   test(`${a} ↔ ${b}`, { timeout: 60_000 }, async () => {
     // Separate browser contexts: two people, two sets of connections.
-    const pageA = await openPage(browser, `${server.base}/${a}`, { name: `ann-${a}` });
-    const pageB = await openPage(browser, `${server.base}/${b}`, { name: `ben-${b}` });
+    const pageA = await openPage(env.browser, `${env.base}/${a}`, { name: `ann-${a}` });
+    const pageB = await openPage(env.browser, `${env.base}/${b}`, { name: `ben-${b}` });
     try {
       await Promise.all([waitConnected(pageA), waitConnected(pageB)]);
 
@@ -57,7 +45,7 @@ for (const [a, b] of PAIRS) {
       await waitForText(pageB, back);
 
       // Stored once each, marked with the sender's transport.
-      const log = await allMessages(server.base);
+      const log = await allMessages(env.base);
       const sent = log.filter((m) => m.text === there);
       const replied = log.filter((m) => m.text === back);
       assert.equal(sent.length, 1);

@@ -3,26 +3,15 @@
 /// trip.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { allMessages, launchBrowser, openPage, startServer, unexpectedProblems } from './helpers.mjs';
+import { test } from 'node:test';
+import { allMessages, openPage, serverAndBrowser, unexpectedProblems } from './helpers.mjs';
 
 const MODES = ['interval', 'timeout', 'longpoll', 'websocket', 'sse'];
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer(['--post-rate', '0']);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 test('one message sent on /compare lands in all five columns', { timeout: 60_000 }, async (t) => {
-  const page = await openPage(browser, `${server.base}/compare`, { name: 'projector', viewport: { width: 1440, height: 900 } });
+  const page = await openPage(env.browser, `${env.base}/compare`, { name: 'projector', viewport: { width: 1440, height: 900 } });
   try {
     await page.waitForFunction(() => document.querySelectorAll('[data-role="state"][data-tone="ok"]').length === 5, null, {
       timeout: 20_000,
@@ -31,7 +20,7 @@ test('one message sent on /compare lands in all five columns', { timeout: 60_000
     await page.getByLabel('Message', { exact: true }).fill(text);
     await page.getByRole('button', { name: 'Send', exact: true }).click();
 
-    const [stored] = (await allMessages(server.base)).filter((m) => m.text === text);
+    const [stored] = (await allMessages(env.base)).filter((m) => m.text === text);
     assert.ok(stored, 'the message was stored');
     for (const mode of MODES) {
       const column = page.locator(`[data-column="${mode}"]`);

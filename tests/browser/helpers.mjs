@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -92,6 +93,27 @@ export function launchBrowser() {
       '--no-first-run',
     ],
   });
+}
+
+/**
+ * The setup most test files share: one server (posts not rate-limited, so a
+ * test can post as fast as it likes) and one headless browser for all the
+ * file's tests, both stopped when the file is done. Call it at the top level
+ * of a test file; the returned object's `base` (the server's URL), `server`
+ * and `browser` are set once the file's `before` hook has run.
+ */
+export function serverAndBrowser(extraArgs = ['--post-rate', '0']) {
+  const env = { base: undefined, server: undefined, browser: undefined };
+  before(async () => {
+    env.server = await startServer(extraArgs);
+    env.base = env.server.base;
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.stop();
+  });
+  return env;
 }
 
 /**

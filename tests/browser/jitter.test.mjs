@@ -7,40 +7,29 @@
 /// same out-of-order answers.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { allMessages, launchBrowser, openPage, post, putLab, shownIds, startServer, waitConnected } from './helpers.mjs';
+import { test } from 'node:test';
+import { allMessages, openPage, post, putLab, serverAndBrowser, shownIds, waitConnected } from './helpers.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer(['--post-rate', '0']);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test('jitter: the naive client shows duplicates or disorder, the careful one the exact log', { timeout: 120_000 }, async (t) => {
-  await putLab(server.base, { latency_ms: 50, jitter_ms: 600 });
-  const careful = await openPage(browser, `${server.base}/interval?every=100`);
+  await putLab(env.base, { latency_ms: 50, jitter_ms: 600 });
+  const careful = await openPage(env.browser, `${env.base}/interval?every=100`);
   // The naive one is switched on with the page's own switch.
-  const naive = await openPage(browser, `${server.base}/interval?every=100`);
+  const naive = await openPage(env.browser, `${env.base}/interval?every=100`);
   try {
     await naive.check('#naive');
     assert.equal(await naive.textContent('[data-stat-label="duplicates"]'), 'Duplicates shown');
     await Promise.all([waitConnected(careful), waitConnected(naive)]);
 
     for (let i = 1; i <= 12; i += 1) {
-      const { status } = await post(server.base, 'lab', `jittery message ${i}`);
+      const { status } = await post(env.base, 'lab', `jittery message ${i}`);
       assert.equal(status, 201);
       await sleep(250);
     }
-    const logIds = (await allMessages(server.base)).map((m) => m.id);
+    const logIds = (await allMessages(env.base)).map((m) => m.id);
     assert.equal(logIds.length, 12);
 
     // Careful: exactly the log, each id once, in order.
@@ -81,7 +70,7 @@ test('jitter: the naive client shows duplicates or disorder, the careful one the
       `naive: ${naiveIds.length} items for ${logIds.length} messages (${duplicates} duplicates, ${disorder} out of order); careful: ${overtaken} overtaken answers, ${dropped} duplicates dropped`,
     );
   } finally {
-    await putLab(server.base, { latency_ms: 0, jitter_ms: 0 });
+    await putLab(env.base, { latency_ms: 0, jitter_ms: 0 });
     await careful.context().close();
     await naive.context().close();
   }

@@ -5,32 +5,20 @@
 /// posted after it. (Posts fail during the outage; nothing is queued.)
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   allMessages,
-  launchBrowser,
   openPage,
   post,
   putLab,
-  startServer,
+  serverAndBrowser,
   unexpectedProblems,
   waitConnected,
 } from './helpers.mjs';
 
 const MODES = ['interval', 'timeout', 'longpoll', 'websocket', 'sse'];
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer(['--post-rate', '0']);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 /** Waits until a page's list is exactly these ids, in this order. */
 function waitForIds(page, ids, timeout = 45_000) {
@@ -43,17 +31,17 @@ function waitForIds(page, ids, timeout = 45_000) {
 
 test('every mode shows the outage, retries, and recovers with every message exactly once', { timeout: 180_000 }, async (t) => {
   const pages = {};
-  for (const mode of MODES) pages[mode] = await openPage(browser, `${server.base}/${mode}`, { name: `student-${mode}` });
+  for (const mode of MODES) pages[mode] = await openPage(env.browser, `${env.base}/${mode}`, { name: `student-${mode}` });
   try {
     await Promise.all(MODES.map((mode) => waitConnected(pages[mode])));
 
-    for (let i = 1; i <= 3; i += 1) assert.equal((await post(server.base, 'teacher', `before ${i}`)).status, 201);
-    let ids = (await allMessages(server.base)).map((m) => m.id);
+    for (let i = 1; i <= 3; i += 1) assert.equal((await post(env.base, 'teacher', `before ${i}`)).status, 201);
+    let ids = (await allMessages(env.base)).map((m) => m.id);
     await Promise.all(MODES.map((mode) => waitForIds(pages[mode], ids)));
 
     // Pull the plug.
     const outageAt = Date.now();
-    await putLab(server.base, { outage: true });
+    await putLab(env.base, { outage: true });
     await Promise.all(
       MODES.map((mode) => pages[mode].waitForSelector('#conn-state[data-tone="retry"]', { timeout: 30_000 })),
     );
@@ -70,7 +58,7 @@ test('every mode shows the outage, retries, and recovers with every message exac
     assert.match(await pages.sse.textContent('#ready-state'), /CONNECTING|CLOSED/, 'SSE shows its readyState');
 
     // Sending fails during the outage, and the page says so.
-    const refused = await post(server.base, 'teacher', 'during');
+    const refused = await post(env.base, 'teacher', 'during');
     assert.equal(refused.status, 503);
     assert.equal(refused.body.code, 'outage');
     await pages.timeout.fill('#text', 'typed during the outage');
@@ -80,10 +68,10 @@ test('every mode shows the outage, retries, and recovers with every message exac
     assert.equal(await pages.timeout.inputValue('#text'), 'typed during the outage', 'the text is kept to send again');
 
     // Back on.
-    await putLab(server.base, { outage: false });
+    await putLab(env.base, { outage: false });
     const backAt = Date.now();
-    for (let i = 1; i <= 3; i += 1) assert.equal((await post(server.base, 'teacher', `after ${i}`)).status, 201);
-    ids = (await allMessages(server.base)).map((m) => m.id);
+    for (let i = 1; i <= 3; i += 1) assert.equal((await post(env.base, 'teacher', `after ${i}`)).status, 201);
+    ids = (await allMessages(env.base)).map((m) => m.id);
     assert.equal(ids.length, 6);
     await Promise.all(MODES.map((mode) => waitForIds(pages[mode], ids)));
     await Promise.all(MODES.map((mode) => waitConnected(pages[mode])));
@@ -101,7 +89,7 @@ test('every mode shows the outage, retries, and recovers with every message exac
       assert.deepEqual(unexpectedProblems(pages[mode], { allowNetworkErrors: true }), [], mode);
     }
   } finally {
-    await putLab(server.base, { outage: false });
+    await putLab(env.base, { outage: false });
     for (const page of Object.values(pages)) await page.context().close();
   }
 });

@@ -4,25 +4,14 @@
 /// behind its token, and the WebSocket echo bench.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, startServer, TOKEN } from './helpers.mjs';
+import { test } from 'node:test';
+import { openPage, serverAndBrowser, TOKEN } from './helpers.mjs';
 
 const PAGES = ['/', '/interval', '/timeout', '/longpoll', '/websocket', '/sse', '/compare', '/dashboard', '/websocket/echo'];
 const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer(['--post-rate', '0']);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 /** Records CSP violations the page reports (the init script runs outside
  * the page's CSP, so it cannot itself cause one). */
@@ -37,7 +26,7 @@ async function watchCsp(page) {
 
 test('every page has the security headers and a strict CSP', async () => {
   for (const path of [...PAGES, '/no-such-page']) {
-    const res = await fetch(server.base + path);
+    const res = await fetch(env.base + path);
     assert.equal(res.headers.get('content-security-policy'), CSP, path);
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff', path);
     assert.equal(res.headers.get('referrer-policy'), 'no-referrer', path);
@@ -48,27 +37,27 @@ test('every page has the security headers and a strict CSP', async () => {
     assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/i, `${path} has an inline script`);
     assert.doesNotMatch(html, /\son[a-z]+=/i, `${path} has an inline event handler`);
   }
-  const css = await fetch(`${server.base}/assets/css/app.css`);
+  const css = await fetch(`${env.base}/assets/css/app.css`);
   assert.equal(css.status, 200);
   assert.equal(css.headers.get('cache-control'), 'no-cache');
   assert.match(css.headers.get('content-type'), /^text\/css/);
-  const js = await fetch(`${server.base}/assets/js/transports/interval.js`);
+  const js = await fetch(`${env.base}/assets/js/transports/interval.js`);
   assert.match(js.headers.get('content-type'), /javascript/);
   // The API keeps its own JSON 404.
-  const api = await fetch(`${server.base}/api/nope`);
+  const api = await fetch(`${env.base}/api/nope`);
   assert.equal(api.status, 404);
   assert.match(api.headers.get('content-type'), /json/);
 });
 
 test('every page loads in Chromium without console errors or CSP violations', { timeout: 120_000 }, async () => {
   for (const path of PAGES) {
-    const context = await browser.newContext();
+    const context = await env.browser.newContext();
     const page = await context.newPage();
     const problems = [];
     page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
     page.on('pageerror', (e) => problems.push(e.message));
     await watchCsp(page);
-    await page.goto(server.base + path);
+    await page.goto(env.base + path);
     if (['/interval', '/timeout', '/longpoll', '/websocket', '/sse'].includes(path)) {
       // Connected: proves fetch, WebSocket (ws: under connect-src 'self')
       // and EventSource all pass the policy.
@@ -90,18 +79,18 @@ test('every page loads in Chromium without console errors or CSP violations', { 
 });
 
 test('the friendly 404 page links back to the lesson', async () => {
-  const page = await openPage(browser, `${server.base}/nowhere/<b>x</b>`);
+  const page = await openPage(env.browser, `${env.base}/nowhere/<b>x</b>`);
   const heading = await page.textContent('h1');
   assert.match(heading, /Nothing lives at/);
   // The path is shown as text, escaped, never as markup.
   assert.equal(await page.locator('h1 b').count(), 0);
   await page.click('text=Back to the lesson map');
-  await page.waitForURL(`${server.base}/`);
+  await page.waitForURL(`${env.base}/`);
   await page.context().close();
 });
 
 test('chat pages are usable by label and role', async () => {
-  const page = await openPage(browser, `${server.base}/timeout`);
+  const page = await openPage(env.browser, `${env.base}/timeout`);
   await page.getByLabel('Name', { exact: true }).fill('ada');
   await page.getByLabel('Message', { exact: true }).fill('found by label');
   await page.getByRole('button', { name: 'Send', exact: true }).click();
@@ -115,7 +104,7 @@ test('chat pages are usable by label and role', async () => {
 });
 
 test('message text is shown as text, never as HTML', async () => {
-  const page = await openPage(browser, `${server.base}/websocket`, { name: 'mallory' });
+  const page = await openPage(env.browser, `${env.base}/websocket`, { name: 'mallory' });
   await page.waitForSelector('#conn-state[data-tone="ok"]');
   const evil = '<img src=x onerror="window.__pwned=1">';
   await page.fill('#text', evil);
@@ -127,7 +116,7 @@ test('message text is shown as text, never as HTML', async () => {
 });
 
 test('the dashboard unlocks the lab with the token and changes it', async () => {
-  const page = await openPage(browser, `${server.base}/dashboard`);
+  const page = await openPage(env.browser, `${env.base}/dashboard`);
   await page.waitForSelector('#conn-state[data-tone="ok"]');
   assert.equal(await page.isHidden('#lab'), true, 'lab controls hidden before unlocking');
 
@@ -146,13 +135,13 @@ test('the dashboard unlocks the lab with the token and changes it', async () => 
 
   await page.click('[data-preset="jitter"]');
   await page.waitForSelector('#lab-status[data-tone="ok"]');
-  let lab = await (await fetch(`${server.base}/api/lab`)).json();
+  let lab = await (await fetch(`${env.base}/api/lab`)).json();
   assert.deepEqual(lab, { latency_ms: 50, jitter_ms: 600, outage: false });
   await page.waitForFunction(() => document.getElementById('lab-state').textContent.includes('600'));
 
   await page.click('[data-preset="calm"]');
   await page.waitForFunction(() => document.getElementById('lab-state').textContent === 'lab off');
-  lab = await (await fetch(`${server.base}/api/lab`)).json();
+  lab = await (await fetch(`${env.base}/api/lab`)).json();
   assert.deepEqual(lab, { latency_ms: 0, jitter_ms: 0, outage: false });
 
   // The chart and the table fill from /api/stats.
@@ -161,7 +150,7 @@ test('the dashboard unlocks the lab with the token and changes it', async () => 
 });
 
 test('the echo bench sends text and binary frames and gets them back', async () => {
-  const page = await openPage(browser, `${server.base}/websocket/echo`);
+  const page = await openPage(env.browser, `${env.base}/websocket/echo`);
   await page.click('#echo-open');
   await page.waitForSelector('#conn-state[data-tone="ok"]');
   await page.fill('#echo-text', 'ping?');

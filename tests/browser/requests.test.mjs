@@ -5,25 +5,14 @@
 /// is open; the setTimeout page never has two requests in flight.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, putLab, startServer, waitConnected } from './helpers.mjs';
+import { test } from 'node:test';
+import { putLab, serverAndBrowser, waitConnected } from './helpers.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer(['--post-rate', '0']);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 /** Opens a page and records every request to the API it makes. */
 async function recordedPage(path) {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
   const requests = [];
   const sockets = [];
@@ -33,7 +22,7 @@ async function recordedPage(path) {
   });
   // WebSocket handshakes are not 'request' events; Playwright reports them apart.
   page.on('websocket', (ws) => sockets.push({ at: Date.now(), url: new URL(ws.url()) }));
-  await page.goto(server.base + path);
+  await page.goto(env.base + path);
   return { page, requests, sockets };
 }
 
@@ -75,7 +64,7 @@ test('the WebSocket page does no HTTP polling at all', { timeout: 60_000 }, asyn
   const start = Date.now();
   // News arrives over the socket while we watch.
   for (let i = 0; i < 3; i += 1) {
-    await fetch(`${server.base}/api/messages`, {
+    await fetch(`${env.base}/api/messages`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ author: 'api', text: `push ${i}` }),
@@ -102,7 +91,7 @@ test('the WebSocket page does no HTTP polling at all', { timeout: 60_000 }, asyn
 });
 
 test('setTimeout never has two requests in flight, even with jitter', { timeout: 60_000 }, async () => {
-  await putLab(server.base, { latency_ms: 50, jitter_ms: 400 });
+  await putLab(env.base, { latency_ms: 50, jitter_ms: 400 });
   try {
     const { page, requests } = await recordedPage('/timeout?every=100');
     await waitConnected(page);
@@ -115,6 +104,6 @@ test('setTimeout never has two requests in flight, even with jitter', { timeout:
     assert.ok(polls.length >= 8);
     await page.context().close();
   } finally {
-    await putLab(server.base, { latency_ms: 0, jitter_ms: 0 });
+    await putLab(env.base, { latency_ms: 0, jitter_ms: 0 });
   }
 });
