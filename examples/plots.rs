@@ -17,15 +17,21 @@
 
 use std::collections::BTreeMap;
 
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use serde_json::Value;
 
-const STRATEGIES: [(&str, RGBColor); 5] = [
-    ("interval", RGBColor(220, 50, 47)),
-    ("timeout", RGBColor(203, 120, 22)),
-    ("longpoll", RGBColor(38, 139, 210)),
-    ("websocket", RGBColor(133, 153, 0)),
-    ("sse", RGBColor(108, 113, 196)),
+/// Name, colour and line width. Some lines lie exactly on top of others
+/// (setTimeout on setInterval when the round trip is short, SSE on
+/// WebSocket at zero requests): the one underneath is drawn wide, so both
+/// stay visible.
+const STRATEGIES: [(&str, RGBColor, u32); 5] = [
+    ("interval", RGBColor(220, 50, 47), 7),
+    ("timeout", RGBColor(203, 120, 22), 2),
+    ("longpoll", RGBColor(38, 139, 210), 2),
+    ("websocket", RGBColor(133, 153, 0), 7),
+    ("sse", RGBColor(108, 113, 196), 2),
 ];
 
 type Points = BTreeMap<u64, Vec<(f64, f64)>>;
@@ -65,6 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         "clients",
         "requests per second",
+        Scale::Linear,
         &measured,
         &model,
     )?;
@@ -89,7 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
     if lo <= hi {
         for table in [&mut measured, &mut model] {
-            for (i, (name, _)) in STRATEGIES.iter().enumerate() {
+            for (i, (name, _, _)) in STRATEGIES.iter().enumerate() {
                 if !matches!(*name, "longpoll" | "websocket" | "sse") {
                     continue;
                 }
@@ -109,7 +116,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             clients.unwrap_or(0)
         ),
         "poll interval (ms)",
-        "latency (ms)",
+        "latency (ms, log scale)",
+        // Polling's hundreds of milliseconds and push's few share one
+        // chart only on a log scale.
+        Scale::Log,
         &measured,
         &model,
     )?;
@@ -137,7 +147,7 @@ fn most_common(lines: &[Value], key: &str) -> Option<u64> {
 fn series(lines: &[&Value], x_key: &str, y_pointer: &str) -> Points {
     let mut sums: BTreeMap<(u64, u64), (f64, f64, usize)> = BTreeMap::new();
     for v in lines {
-        let Some(i) = STRATEGIES.iter().position(|(s, _)| v["strategy"] == *s) else {
+        let Some(i) = STRATEGIES.iter().position(|(s, _, _)| v["strategy"] == *s) else {
             continue;
         };
         let (Some(x), Some(y)) = (
@@ -157,46 +167,119 @@ fn series(lines: &[&Value], x_key: &str, y_pointer: &str) -> Points {
     out
 }
 
+/// How the y axis is scaled.
+#[derive(Clone, Copy, PartialEq)]
+enum Scale {
+    Linear,
+    Log,
+}
+
 fn draw(
     path: &str,
     title: &str,
     x_label: &str,
     y_label: &str,
+    scale: Scale,
     measured: &Points,
     model: &Points,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let all = measured.values().chain(model.values()).flatten();
-    let (x_max, y_max) = all.fold((1.0f64, 1.0f64), |(a, b), &(x, y)| (a.max(x), b.max(y)));
+    let all: Vec<(f64, f64)> = measured
+        .values()
+        .chain(model.values())
+        .flatten()
+        .copied()
+        .collect();
+    let x_max = all.iter().fold(1.0f64, |a, &(x, _)| a.max(x)) * 1.05;
+    let y_max = all.iter().fold(1.0f64, |a, &(_, y)| a.max(y));
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let mut builder = ChartBuilder::on(&root);
+    builder
         .caption(title, ("sans-serif", 20))
         .margin(16)
         .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max * 1.05, 0.0..y_max * 1.1)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
-    for (i, (name, color)) in STRATEGIES.iter().enumerate() {
-        let color = *color;
+        .y_label_area_size(64);
+    let whole = |v: &f64| format!("{v:.0}");
+    match scale {
+        Scale::Linear => {
+            let mut chart = builder.build_cartesian_2d(0.0..x_max, 0.0..y_max * 1.1)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .x_label_formatter(&whole)
+                .y_label_formatter(&whole)
+                .light_line_style(WHITE.mix(0.0))
+                .draw()?;
+            draw_lines(&mut chart, measured, model, |y| y)?;
+        }
+        Scale::Log => {
+            // A log axis has no zero: anything under LOG_FLOOR ms sits on it.
+            let floor = |y: f64| y.max(LOG_FLOOR);
+            let mut chart =
+                builder.build_cartesian_2d(0.0..x_max, (LOG_FLOOR..y_max * 2.0).log_scale())?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .x_label_formatter(&whole)
+                .y_label_formatter(&|v| {
+                    if *v < 1.0 {
+                        format!("{v:.1}")
+                    } else {
+                        whole(v)
+                    }
+                })
+                .light_line_style(WHITE.mix(0.0))
+                .draw()?;
+            draw_lines(&mut chart, measured, model, floor)?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The bottom of the log-scale axis, in ms.
+const LOG_FLOOR: f64 = 0.5;
+
+/// Every strategy's measured line (solid, with points) and model (dashed),
+/// and the legend. `y` maps a value onto the axis (the log scale's floor).
+fn draw_lines<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    measured: &Points,
+    model: &Points,
+    y: impl Fn(f64) -> f64,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let on_axis = |points: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        points.iter().map(|&(px, py)| (px, y(py))).collect()
+    };
+    for (i, (name, color, width)) in STRATEGIES.iter().enumerate() {
+        let (color, width) = (*color, *width);
+        // A wide line is pale, so the one drawn over it shows.
+        let line = if width > 2 {
+            color.mix(0.45).stroke_width(width)
+        } else {
+            color.stroke_width(width)
+        };
         if let Some(points) = model.get(&(i as u64)) {
-            chart.draw_series(dashed(points, color))?;
+            chart
+                .draw_series(dashed(&on_axis(points), color))
+                .map_err(|e| e.to_string())?;
         }
         if let Some(points) = measured.get(&(i as u64)) {
+            let points = on_axis(points);
             chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    color.stroke_width(2),
-                ))?
+                .draw_series(LineSeries::new(points.iter().copied(), line))
+                .map_err(|e| e.to_string())?
                 .label(*name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], line));
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| e.to_string())?;
         }
     }
     chart
@@ -204,9 +287,8 @@ fn draw(
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK.mix(0.3))
         .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
-    root.present()?;
-    Ok(())
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 /// A dashed line through `points`: short segments, every other one drawn.
