@@ -25,7 +25,8 @@ use tokio::task::JoinHandle;
 use weebsockets::Running;
 
 mod common;
-use common::{Poster, Strategy, Tracker};
+use common::{Poster, Tracker};
+use weebsockets::message::Via;
 
 /// A server with N WebSocket clients connected, and a sender.
 struct Fixture {
@@ -41,14 +42,15 @@ impl Fixture {
         let http = common::http_client();
         let mut poster = Poster::new(&server, &http).await;
         let tracker = Tracker::new(clients);
-        let since = poster.next_id - 1;
-        let tasks = (0..clients)
-            .map(|n| common::spawn_client(Strategy::Websocket, &server, &http, &tracker, n, since))
-            .collect();
-        // One message that reaches everybody proves everybody is connected.
-        tracker.arm(poster.next_id);
-        poster.post("warm-up: is everybody here?").await;
-        tracker.wait("every WebSocket to connect").await;
+        let tasks = common::connect_all(
+            Via::Websocket,
+            clients,
+            &server,
+            &http,
+            &mut poster,
+            &tracker,
+        )
+        .await;
         Fixture {
             server,
             tracker,
@@ -102,26 +104,6 @@ fn fanout(c: &mut Criterion, rt: &Runtime) {
     group.finish();
 }
 
-fn print_table() {
-    let rows: Vec<Vec<String>> = ["ws_fanout/100", "ws_fanout/1000"]
-        .iter()
-        .filter_map(|id| {
-            let estimate = common::criterion_median(id)?;
-            Some(vec![format!("`{id}`"), common::median_cell(Some(estimate))])
-        })
-        .collect();
-    if !rows.is_empty() {
-        println!("\nWebSocket fan-out (criterion medians of this run):\n");
-        print!(
-            "{}",
-            common::markdown(
-                &["benchmark", "POST → all N have it, median [95% CI]"],
-                &rows
-            )
-        );
-    }
-}
-
 fn main() {
     common::mark_start();
     common::raise_fd_limit();
@@ -129,5 +111,9 @@ fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     fanout(&mut criterion, &rt);
     criterion.final_summary();
-    print_table();
+    common::print_medians(
+        "WebSocket fan-out",
+        "POST → all N have it, median [95% CI]",
+        &["ws_fanout/100", "ws_fanout/1000"],
+    );
 }

@@ -238,20 +238,7 @@ fn print_table() {
         "wake_longpolls/1000",
         "wake_longpolls/10000",
     ];
-    let rows: Vec<Vec<String>> = ids
-        .iter()
-        .filter_map(|id| {
-            let estimate = common::criterion_median(id)?;
-            Some(vec![format!("`{id}`"), common::median_cell(Some(estimate))])
-        })
-        .collect();
-    if !rows.is_empty() {
-        println!("\nThe room's hot paths (criterion medians of this run):\n");
-        print!(
-            "{}",
-            common::markdown(&["benchmark", "median [95% CI]"], &rows)
-        );
-    }
+    common::print_medians("The room's hot paths", "median [95% CI]", &ids);
 }
 
 fn main() {

@@ -52,7 +52,8 @@ use tokio::task::JoinHandle;
 use weebsockets::Running;
 
 mod common;
-use common::{POLL_EVERY, Poster, Strategy, Tracker};
+use common::{POLL_EVERY, Poster, STRATEGIES, Tracker};
+use weebsockets::message::Via;
 
 /// M: messages in one batch.
 const MESSAGES: u64 = 10;
@@ -75,7 +76,7 @@ struct Tally {
 
 /// One finished benchmark, for the table at the end.
 struct Row {
-    strategy: Strategy,
+    strategy: Via,
     clients: usize,
     tally: Tally,
 }
@@ -84,7 +85,7 @@ static ROWS: Mutex<Vec<Row>> = Mutex::new(Vec::new());
 
 /// A server with K connected clients of one strategy, and a sender.
 struct Fixture {
-    strategy: Strategy,
+    strategy: Via,
     clients: usize,
     server: Running,
     http: reqwest::Client,
@@ -97,18 +98,13 @@ struct Fixture {
 impl Fixture {
     /// Starts the server and the clients, and waits until one message has
     /// reached every client (so all are connected and polling).
-    async fn new(strategy: Strategy, clients: usize) -> Fixture {
+    async fn new(strategy: Via, clients: usize) -> Fixture {
         let server = common::start_server();
         let http = common::http_client();
         let mut poster = Poster::new(&server, &http).await;
         let tracker = Tracker::new(clients);
-        let since = poster.next_id - 1;
-        let tasks = (0..clients)
-            .map(|n| common::spawn_client(strategy, &server, &http, &tracker, n, since))
-            .collect();
-        tracker.arm(poster.next_id);
-        poster.post("warm-up: is everybody here?").await;
-        tracker.wait("every client to connect").await;
+        let tasks =
+            common::connect_all(strategy, clients, &server, &http, &mut poster, &tracker).await;
         Fixture {
             strategy,
             clients,
@@ -124,7 +120,7 @@ impl Fixture {
     /// The strategy's counters in `/api/stats`: (requests, empty answers).
     async fn counters(&self) -> (u64, u64) {
         let stats: Value = common::stats(&self.http, &self.server).await;
-        let mine = &stats["transports"][self.strategy.name()];
+        let mine = &stats["transports"][self.strategy.as_str()];
         (
             mine["requests"].as_u64().expect("requests"),
             mine["empty_responses"].as_u64().expect("empty_responses"),
@@ -184,7 +180,7 @@ impl Fixture {
             "{}/clients/{clients}: {per_batch:.1} HTTP requests per batch of {MESSAGES} \
              ({:.2} per client per message, {:.0}% empty); last message reached everyone \
              {:.2} ms after its POST was sent (mean of {} batches)",
-            strategy.name(),
+            strategy.as_str(),
             per_batch / (clients as f64 * MESSAGES as f64),
             100.0 * tally.empty as f64 / tally.requests.max(1) as f64,
             tally.tail.as_secs_f64() * 1e3 / tally.batches.max(1) as f64,
@@ -199,8 +195,8 @@ impl Fixture {
 }
 
 fn strategies(c: &mut Criterion, rt: &Runtime) {
-    for strategy in Strategy::ALL {
-        let mut group = c.benchmark_group(strategy.name());
+    for strategy in STRATEGIES {
+        let mut group = c.benchmark_group(strategy.as_str());
         // Each batch takes ~200 ms: a few samples of one or two batches each
         // are enough to see the differences, and keep the run short.
         group
@@ -237,9 +233,9 @@ fn print_table() {
             let t = row.tally;
             let batches = t.batches.max(1) as f64;
             let per_batch = t.requests as f64 / batches;
-            let id = format!("{}/clients/{}", row.strategy.name(), row.clients);
+            let id = format!("{}/clients/{}", row.strategy.as_str(), row.clients);
             vec![
-                row.strategy.name().to_owned(),
+                row.strategy.as_str().to_owned(),
                 row.clients.to_string(),
                 common::median_cell(common::criterion_median(&id)),
                 format!("{:.2} ms", t.tail.as_secs_f64() * 1e3 / batches),

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use weebsockets::message::Via;
 use weebsockets::{Config, Running};
 
 /// Longest any single wait in a bench may take before the bench fails.
@@ -192,36 +193,15 @@ struct Frame {
     message: Option<IdOnly>,
 }
 
-/// The five ways to read the room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    Interval,
-    Timeout,
-    Longpoll,
-    Websocket,
-    Sse,
-}
-
-impl Strategy {
-    pub const ALL: [Strategy; 5] = [
-        Strategy::Interval,
-        Strategy::Timeout,
-        Strategy::Longpoll,
-        Strategy::Websocket,
-        Strategy::Sse,
-    ];
-
-    /// The name used by the contract (`via`, the stats keys).
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Interval => "interval",
-            Strategy::Timeout => "timeout",
-            Strategy::Longpoll => "longpoll",
-            Strategy::Websocket => "websocket",
-            Strategy::Sse => "sse",
-        }
-    }
-}
+/// The five ways to read the room: the server's own [`Via`], less `Api`
+/// (which is how a message was *sent*, not a way to follow the room).
+pub const STRATEGIES: [Via; 5] = [
+    Via::Interval,
+    Via::Timeout,
+    Via::Longpoll,
+    Via::Websocket,
+    Via::Sse,
+];
 
 /// An HTTP client for benches: keep-alive, HTTP/1.1, no proxy, a timeout
 /// longer than any long-poll hold.
@@ -236,7 +216,7 @@ pub fn http_client() -> reqwest::Client {
 /// Starts one client of `strategy` (number `n`), reading from `since` on,
 /// reporting its progress to `tracker`. Abort the handle to stop it.
 pub fn spawn_client(
-    strategy: Strategy,
+    strategy: Via,
     server: &Running,
     http: &reqwest::Client,
     tracker: &Arc<Tracker>,
@@ -249,12 +229,34 @@ pub fn spawn_client(
     let tracker = Arc::clone(tracker);
     let cursor = Cursor::new(since);
     match strategy {
-        Strategy::Interval => tokio::spawn(interval_client(base, http, tracker, cursor, n)),
-        Strategy::Timeout => tokio::spawn(timeout_client(base, http, tracker, cursor, n)),
-        Strategy::Longpoll => tokio::spawn(longpoll_client(base, http, tracker, cursor, n)),
-        Strategy::Websocket => tokio::spawn(websocket_client(ws_url, tracker, cursor)),
-        Strategy::Sse => tokio::spawn(sse_client(base, http, tracker, cursor)),
+        Via::Interval => tokio::spawn(interval_client(base, http, tracker, cursor, n)),
+        Via::Timeout => tokio::spawn(timeout_client(base, http, tracker, cursor, n)),
+        Via::Longpoll => tokio::spawn(longpoll_client(base, http, tracker, cursor, n)),
+        Via::Websocket => tokio::spawn(websocket_client(ws_url, tracker, cursor)),
+        Via::Sse => tokio::spawn(sse_client(base, http, tracker, cursor)),
+        Via::Api => panic!("`api` is not a way to read the room"),
     }
+}
+
+/// Starts `clients` clients of `strategy` reading from the poster's next
+/// message on, then posts a warm-up message and waits until every one of
+/// them has it: once this returns, all are connected (or polling).
+pub async fn connect_all(
+    strategy: Via,
+    clients: usize,
+    server: &Running,
+    http: &reqwest::Client,
+    poster: &mut Poster,
+    tracker: &Arc<Tracker>,
+) -> Vec<JoinHandle<()>> {
+    let since = poster.next_id - 1;
+    let tasks = (0..clients)
+        .map(|n| spawn_client(strategy, server, http, tracker, n, since))
+        .collect();
+    tracker.arm(poster.next_id);
+    poster.post("warm-up: is everybody here?").await;
+    tracker.wait("every client to connect").await;
+    tasks
 }
 
 /// One `GET /api/messages` (or `/api/longpoll`); moves the cursor.
@@ -544,4 +546,20 @@ pub fn markdown(header: &[&str], rows: &[Vec<String>]) -> String {
         let _ = writeln!(out, "| {} |", row.join(" | "));
     }
     out
+}
+
+/// Prints this run's criterion medians of `ids` as a Markdown table under
+/// `title` (nothing when criterion ran in test mode and left no estimates).
+pub fn print_medians(title: &str, column: &str, ids: &[&str]) {
+    let rows: Vec<Vec<String>> = ids
+        .iter()
+        .filter_map(|id| {
+            let estimate = criterion_median(id)?;
+            Some(vec![format!("`{id}`"), median_cell(Some(estimate))])
+        })
+        .collect();
+    if !rows.is_empty() {
+        println!("\n{title} (criterion medians of this run):\n");
+        print!("{}", markdown(&["benchmark", column], &rows));
+    }
 }
