@@ -58,6 +58,7 @@ fn message(text: &str) -> NewMessage {
         author: "bench".into(),
         text: text.into(),
         via: Via::Api,
+        key: None,
     }
 }
 
@@ -136,15 +137,17 @@ fn read_since(c: &mut Criterion, rt: &Runtime) {
             "memory" => last - results as u64,
             _ => 0,
         };
-        let page = rt.block_on(room.read_since(since, results)).expect("read");
-        assert_eq!(page.messages.len(), results, "{place}/{results}");
+        let page = rt
+            .block_on(room.log().read_since(since, results))
+            .expect("read");
+        assert_eq!(page.entries.len(), results, "{place}/{results}");
         group.throughput(Throughput::Elements(results as u64));
         group.bench_function(BenchmarkId::new(place, results), |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let page = room.read_since(since, results).await.expect("read");
+                        let page = room.log().read_since(since, results).await.expect("read");
                         std::hint::black_box(page);
                     }
                     start.elapsed()
@@ -168,11 +171,11 @@ async fn wake_once(room: &Room, waiters: usize) -> Duration {
         tasks.spawn(async move {
             // What the long-poll handler does: subscribe first, then read,
             // then wait for a change (bounded, like a held poll's timer).
-            let mut latest = room.subscribe();
+            let mut latest = room.log().subscribe();
             let mut counted = false;
             loop {
-                let page = room.read_since(since, 100).await.expect("read");
-                if let Some(newest) = page.messages.last() {
+                let page = room.log().read_since(since, 100).await.expect("read");
+                if let Some(newest) = page.entries.last() {
                     woken.advanced(since, newest.id());
                     return;
                 }

@@ -153,9 +153,18 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// The flags' defaults — and only those: `WEEBSOCKETS_*` environment
+    /// variables are for the command line ([`Config::parse`], which reports
+    /// a malformed one as a usage error), not for tests and benchmarks that
+    /// build a config in code.
     fn default() -> Self {
-        // unwrap: the defaults above always parse.
-        Config::try_parse_from(["weebsockets"]).unwrap()
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Config::command().mut_args(|arg| arg.env(None::<&str>));
+        // unwrap: with no arguments and no environment only the defaults
+        // above are parsed, and they always parse.
+        let matches = command.try_get_matches_from(["weebsockets"]).unwrap();
+        // unwrap: the matches come from this very command.
+        Config::from_arg_matches(&matches).unwrap()
     }
 }
 

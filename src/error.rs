@@ -81,9 +81,11 @@ pub enum ApiError {
     /// 503: the database writer's queue is full.
     #[error("the server is busy storing messages; try again shortly")]
     Busy,
-    /// 500: the database failed.
-    #[error("{0}")]
-    Store(String),
+    /// 500: the database failed. The sentence is deliberately plain: what
+    /// SQLite said (which can name tables and columns) goes to the server's
+    /// log, not to the client.
+    #[error("the server could not read or store that; please try again")]
+    Store,
 }
 
 fn retry_secs(d: Duration) -> u64 {
@@ -106,7 +108,10 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::Closed => ApiError::ShuttingDown,
             StoreError::Busy => ApiError::Busy,
-            other => ApiError::Store(other.to_string()),
+            other => {
+                tracing::error!(err = %other, "store failed");
+                ApiError::Store
+            }
         }
     }
 }
@@ -133,7 +138,7 @@ impl ApiError {
             ApiError::Outage => "outage",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Busy => "busy",
-            ApiError::Store(_) => "store_failed",
+            ApiError::Store => "store_failed",
         }
     }
 
@@ -195,7 +200,7 @@ impl ResponseError for ApiError {
             ApiError::Outage | ApiError::ShuttingDown | ApiError::Busy => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Store => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

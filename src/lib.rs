@@ -35,17 +35,23 @@
 //! * [`config`] — command-line flags.
 
 pub mod api;
+pub mod chat;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod lab;
 pub mod limits;
+pub mod log;
 pub mod message;
 pub mod pages;
 pub mod room;
 pub mod server;
+pub mod state;
 pub mod stats;
 pub mod store;
 pub mod transports;
+pub mod wire;
 
 pub use config::Config;
-pub use server::{AppState, Running, raise_open_files_limit, run, start};
+pub use server::{Running, raise_open_files_limit, run, run_with, start, start_with};
+pub use state::AppState;

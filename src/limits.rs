@@ -8,7 +8,9 @@
 //!
 //! Two shapes of limit:
 //! * [`RateLimiter`] — a token bucket per client address for posting
-//!   messages: `rate` tokens per second, at most `burst` saved up.
+//!   messages: `rate` tokens per second, at most `burst` saved up. Written
+//!   out here rather than taken from a crate: it is a dozen lines, and the
+//!   arithmetic (refill by elapsed time, cap at the burst) is worth reading.
 //! * [`ConnectionLimiter`] — how many long-lived things (WebSockets, SSE
 //!   streams, held long polls) one address, and the whole server, may have
 //!   open at once. Acquiring returns a guard; dropping the guard gives the
@@ -19,18 +21,30 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Above this many tracked addresses, idle entries are swept out, so the map
-/// cannot grow without bound however many addresses appear.
-const SWEEP_THRESHOLD: usize = 4_096;
+/// How often buckets that carry no information (refilled to the brim) are
+/// swept out, so the map cannot grow without bound however many clients
+/// appear. On a clock, not on every call: a sweep walks the whole map, and
+/// doing that under the lock for each message once the map is large would
+/// make every sender pay for every address ever seen.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Token bucket per client address.
+/// Token bucket per key (a client address; any hashable key works).
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     /// Tokens added per second (0 = unlimited).
     rate: f64,
     /// Bucket size.
     burst: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<Buckets<K>>,
+}
+
+#[derive(Debug)]
+struct Buckets<K> {
+    by_key: HashMap<K, Bucket>,
+    /// When the last sweep ran.
+    swept: Instant,
+    /// Sweeps so far (for the tests).
+    sweeps: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -39,41 +53,53 @@ struct Bucket {
     updated: Instant,
 }
 
-impl RateLimiter {
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     /// `rate` per second on average, `burst` at once; a rate of 0 (or less)
     /// disables the limit.
-    pub fn new(rate: f64, burst: u32) -> RateLimiter {
+    pub fn new(rate: f64, burst: u32) -> RateLimiter<K> {
         RateLimiter {
             rate: rate.max(0.0),
             burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets {
+                by_key: HashMap::new(),
+                swept: Instant::now(),
+                sweeps: 0,
+            }),
         }
     }
 
-    /// Takes one token for `ip`, or says how long to wait for one.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// Takes one token for `key`, or says how long to wait for one.
+    pub fn check(&self, key: K) -> Result<(), Duration> {
+        self.check_at(key, Instant::now())
+    }
+
+    /// [`check`](RateLimiter::check) at a given moment (tests move the clock).
+    fn check_at(&self, key: K, now: Instant) -> Result<(), Duration> {
         if self.rate == 0.0 {
             return Ok(());
         }
-        let now = Instant::now();
+        let (rate, burst) = (self.rate, self.burst);
         // unwrap: nothing panics while holding this lock.
         let mut buckets = self.buckets.lock().unwrap();
-        if buckets.len() > SWEEP_THRESHOLD {
+        if now.saturating_duration_since(buckets.swept) >= SWEEP_EVERY {
             // A bucket that has refilled completely carries no information.
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| b.refilled(now, rate, burst) < burst);
+            buckets
+                .by_key
+                .retain(|_, b| b.refilled(now, rate, burst) < burst);
+            buckets.swept = now;
+            buckets.sweeps += 1;
         }
-        let bucket = buckets.entry(ip).or_insert(Bucket {
-            tokens: self.burst,
+        let bucket = buckets.by_key.entry(key).or_insert(Bucket {
+            tokens: burst,
             updated: now,
         });
-        bucket.tokens = bucket.refilled(now, self.rate, self.burst);
+        bucket.tokens = bucket.refilled(now, rate, burst);
         bucket.updated = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
         }
     }
 }
@@ -179,7 +205,7 @@ mod tests {
 
     #[test]
     fn bucket_allows_burst_then_refuses_with_a_wait() {
-        let limiter = RateLimiter::new(2.0, 3);
+        let limiter: RateLimiter = RateLimiter::new(2.0, 3);
         for _ in 0..3 {
             limiter.check(A).unwrap();
         }
@@ -190,8 +216,40 @@ mod tests {
     }
 
     #[test]
+    fn idle_buckets_are_swept_on_a_clock_not_on_every_call() {
+        let limiter = RateLimiter::new(2.0, 3);
+        let start = Instant::now();
+        // Many addresses, each sending once: far more than any sweep
+        // threshold a per-call sweep would use.
+        for i in 0..10_000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(i));
+            limiter.check_at(ip, start).unwrap();
+        }
+        for _ in 0..1_000 {
+            let _ = limiter.check_at(A, start + Duration::from_millis(500));
+        }
+        let swept = |l: &RateLimiter| {
+            let b = l.buckets.lock().unwrap();
+            (b.sweeps, b.by_key.len())
+        };
+        assert_eq!(
+            swept(&limiter),
+            (0, 10_001),
+            "no sweep within the first second"
+        );
+        // A second later every bucket but A's has refilled: one sweep
+        // forgets them.
+        limiter
+            .check_at(B, start + Duration::from_millis(1_600))
+            .unwrap();
+        let (sweeps, left) = swept(&limiter);
+        assert_eq!(sweeps, 1);
+        assert!(left <= 2, "{left} buckets left");
+    }
+
+    #[test]
     fn zero_rate_is_unlimited() {
-        let limiter = RateLimiter::new(0.0, 1);
+        let limiter: RateLimiter = RateLimiter::new(0.0, 1);
         for _ in 0..10_000 {
             limiter.check(A).unwrap();
         }

@@ -6,10 +6,8 @@
 //! A message that fails validation never reaches the store, so it never takes
 //! an id (the contract: "a rejected message takes no id").
 //!
-//! A stored message is serialised to JSON exactly once, when it is committed.
-//! Every transport then copies those bytes instead of running serde again for
-//! each of its readers: with 1,000 WebSocket clients a message is encoded
-//! once, not 1,000 times.
+//! A stored message is serialised to JSON exactly once, when it is committed
+//! (its [`Wire`] forms); every transport then copies those bytes.
 
 use std::fmt;
 
@@ -17,10 +15,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
+use crate::wire::{Entry, Wire};
+
 /// Longest author name, in Unicode scalar values after trimming (contract).
 pub const MAX_AUTHOR_CHARS: usize = 32;
 /// Longest message text, in Unicode scalar values after trimming (contract).
 pub const MAX_TEXT_CHARS: usize = 2000;
+/// Longest resend key, in (printable ASCII) characters (contract v2).
+pub const MAX_KEY_CHARS: usize = 64;
 
 /// Which page (transport) the sender used. Stored with the message so the
 /// class can see who is chatting from where.
@@ -100,6 +102,10 @@ pub struct NewMessage {
     pub text: String,
     /// Where it came from.
     pub via: Via,
+    /// The sender's resend key, if it sent one: a second message with the
+    /// same author and key is the same message sent again (a retry after a
+    /// timeout), and is answered with the first instead of being stored.
+    pub key: Option<String>,
 }
 
 /// Why a message was refused. Each variant maps to one stable error `code`.
@@ -134,6 +140,9 @@ pub enum InvalidMessage {
     /// `via` is not one of the contract's names.
     #[error("via must be one of interval, timeout, longpoll, websocket, sse, api")]
     UnknownVia,
+    /// `key` is empty, too long, or not printable ASCII.
+    #[error("key must be 1 to {MAX_KEY_CHARS} printable ASCII characters (U+0021 to U+007E)")]
+    Key,
 }
 
 impl InvalidMessage {
@@ -144,6 +153,7 @@ impl InvalidMessage {
             InvalidMessage::TextLength { .. } => "invalid_text",
             InvalidMessage::ControlCharacter { .. } => "control_character",
             InvalidMessage::UnknownVia => "invalid_via",
+            InvalidMessage::Key => "invalid_key",
         }
     }
 }
@@ -159,6 +169,24 @@ impl NewMessage {
         via: Via,
         max_text: usize,
     ) -> Result<NewMessage, InvalidMessage> {
+        NewMessage::validate_keyed(author, text, via, None, max_text)
+    }
+
+    /// [`validate`](NewMessage::validate), with the sender's resend key.
+    pub fn validate_keyed(
+        author: &str,
+        text: &str,
+        via: Via,
+        key: Option<&str>,
+        max_text: usize,
+    ) -> Result<NewMessage, InvalidMessage> {
+        // Printable ASCII without the space: a key is an opaque token a
+        // program made up, never text a person typed.
+        if key.is_some_and(|k| {
+            k.is_empty() || k.len() > MAX_KEY_CHARS || !k.bytes().all(|b| b.is_ascii_graphic())
+        }) {
+            return Err(InvalidMessage::Key);
+        }
         // Controls are checked before trimming: some of them (U+000B, U+000C,
         // U+001C..U+001F, U+0085) count as whitespace and would otherwise
         // slip through by being trimmed off the ends.
@@ -187,6 +215,7 @@ impl NewMessage {
             author: author.to_owned(),
             text: text.to_owned(),
             via,
+            key: key.map(str::to_owned),
         })
     }
 }
@@ -207,18 +236,15 @@ fn check_controls(field: &'static str, s: &str) -> Result<(), InvalidMessage> {
 }
 
 /// A committed message plus its pre-encoded wire forms, shared (`Arc`) by
-/// every reader. Cloning the `Bytes`/`ByteString` fields only bumps a
-/// reference count.
+/// every reader.
 #[derive(Debug)]
 pub struct StoredMessage {
     /// The message itself.
     pub message: Message,
-    /// `{"id":…,"author":…,…}` — used inside HTTP answers.
-    pub json: Bytes,
-    /// `{"type":"message","message":{…}}` — one WebSocket text frame.
-    pub ws_frame: ByteString,
-    /// `id: N\nevent: message\ndata: {…}\n\n` — one Server-Sent Event.
-    pub sse_event: Bytes,
+    /// `{"id":…,"author":…,…}` inside HTTP answers;
+    /// `{"type":"message","message":{…}}` as a WebSocket frame;
+    /// `id: N\nevent: message\ndata: {…}\n\n` as a Server-Sent Event.
+    pub wire: Wire,
 }
 
 impl StoredMessage {
@@ -245,15 +271,27 @@ impl StoredMessage {
 
         StoredMessage {
             message,
-            json: Bytes::from(json),
-            ws_frame,
-            sse_event: event.freeze(),
+            wire: Wire {
+                json: Bytes::from(json),
+                ws_frame,
+                sse_event: event.freeze(),
+            },
         }
     }
 
     /// The message id.
     pub fn id(&self) -> u64 {
         self.message.id
+    }
+}
+
+impl Entry for StoredMessage {
+    fn position(&self) -> u64 {
+        self.message.id
+    }
+
+    fn wire(&self) -> &Wire {
+        &self.wire
     }
 }
 
@@ -301,6 +339,18 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_printable_ascii_up_to_64() {
+        let ok = |key: &str| {
+            NewMessage::validate_keyed("ada", "hi", Via::Api, Some(key), MAX_TEXT_CHARS)
+        };
+        assert_eq!(ok("c-1").unwrap().key.as_deref(), Some("c-1"));
+        assert!(ok(&"k".repeat(64)).is_ok());
+        for bad in ["", " ", "a b", "ü", "a\u{7f}", &"k".repeat(65)] {
+            assert_eq!(ok(bad).unwrap_err().code(), "invalid_key", "{bad:?}");
+        }
+    }
+
+    #[test]
     fn wire_forms_agree() {
         let m = StoredMessage::new(Message {
             id: 7,
@@ -309,10 +359,10 @@ mod tests {
             sent_at: 1,
             via: Via::Websocket,
         });
-        let frame: serde_json::Value = serde_json::from_str(&m.ws_frame).unwrap();
+        let frame: serde_json::Value = serde_json::from_str(&m.wire.ws_frame).unwrap();
         assert_eq!(frame["type"], "message");
         assert_eq!(frame["message"]["via"], "websocket");
-        let event = std::str::from_utf8(&m.sse_event).unwrap();
+        let event = std::str::from_utf8(&m.wire.sse_event).unwrap();
         assert!(event.starts_with("id: 7\nevent: message\ndata: {"));
         assert!(event.ends_with("}\n\n"));
         assert_eq!(

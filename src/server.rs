@@ -1,5 +1,5 @@
-//! Wiring: the shared state every handler sees, the routes, and the
-//! server's life from start to graceful stop.
+//! Wiring: the routes, and the server's life from start to graceful stop.
+//! This is the top of the module graph: it uses everything, nothing uses it.
 //!
 //! [`run`] takes an already-bound listener and a shutdown future, so tests
 //! and benchmarks bind port 0 and start exactly the server `main` starts
@@ -7,143 +7,41 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::sync::Arc;
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::{App, HttpServer, web};
 use tokio::sync::oneshot;
 
 use crate::api;
+use crate::chat;
 use crate::config::Config;
-use crate::error::{ApiError, query_error};
-use crate::lab::Lab;
-use crate::limits::{ConnectionGuard, ConnectionLimiter, RateLimiter};
+use crate::error::query_error;
 use crate::pages;
 use crate::room::Room;
-use crate::stats::Stats;
-use crate::store::{Store, StoreError};
+use crate::state::AppState;
 use crate::transports::{echo, long_poll, polling, sse, websocket};
 
-/// Everything a handler may need, shared by all workers (actix wraps it in
-/// an `Arc` as `web::Data<AppState>`).
-pub struct AppState {
-    /// The one chat room.
-    pub room: Room,
-    /// The teacher's network lab.
-    pub lab: Lab,
-    /// Counters for `/api/stats`.
-    pub stats: Stats,
-    /// The flags the server was started with.
-    pub config: Config,
-    /// The token `PUT /api/lab` must present (from the flag, or generated).
-    pub teacher_token: String,
-    /// Messages per second per client address.
-    pub post_rate: RateLimiter,
-    /// Open WebSockets (room and echo), per address and in total.
-    pub ws_slots: Arc<ConnectionLimiter>,
-    /// Open SSE streams, per address and in total.
-    pub sse_slots: Arc<ConnectionLimiter>,
-    /// Held long polls, per address and in total.
-    pub longpoll_slots: Arc<ConnectionLimiter>,
+/// A resource that answers its known methods; any other gets a JSON 405.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(api::method_not_allowed))
 }
 
-impl AppState {
-    /// Opens the store, loads the room and sets up the limits.
-    pub fn open(config: Config) -> Result<AppState, StoreError> {
-        let store = Store::open(&config.db, config.sync)?;
-        let room = Room::open(store, config.memory_window, config.write_queue)?;
-        let teacher_token = config
-            .teacher_token
-            .clone()
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(generate_token);
-        let rate = if config.no_limits {
-            0.0
-        } else {
-            config.post_rate
-        };
-        Ok(AppState {
-            room,
-            lab: Lab::new(),
-            stats: Stats::default(),
-            teacher_token,
-            post_rate: RateLimiter::new(rate, config.post_burst),
-            ws_slots: ConnectionLimiter::new(
-                "WebSocket connections",
-                config.limit(config.ws_per_ip),
-                config.limit(config.ws_total),
-            ),
-            sse_slots: ConnectionLimiter::new(
-                "event streams",
-                config.limit(config.sse_per_ip),
-                config.limit(config.sse_total),
-            ),
-            longpoll_slots: ConnectionLimiter::new(
-                "held long polls",
-                config.limit(config.longpoll_per_ip),
-                config.limit(config.longpoll_total),
-            ),
-            config,
-        })
-    }
-
-    /// `503 outage` while the lab's outage is on.
-    pub fn check_outage(&self) -> Result<(), ApiError> {
-        if self.lab.outage() {
-            Err(ApiError::Outage)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Takes a connection slot or explains the refusal.
-    pub fn acquire(
-        &self,
-        limiter: &Arc<ConnectionLimiter>,
-        ip: IpAddr,
-    ) -> Result<ConnectionGuard, ApiError> {
-        limiter
-            .acquire(ip)
-            .map_err(|refusal| ApiError::TooManyConnections {
-                what: limiter.what,
-                refusal,
-            })
-    }
-}
-
-/// A token that is easy to read off a projector and type on a laptop:
-/// three groups of four from an alphabet without look-alikes (no 0/O, 1/l).
-fn generate_token() -> String {
-    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
-    let mut token = String::with_capacity(14);
-    for i in 0..12 {
-        if i > 0 && i % 4 == 0 {
-            token.push('-');
-        }
-        token.push(ALPHABET[rand::random_range(0..ALPHABET.len())] as char);
-    }
-    token
-}
-
-/// Every route of the server.
+/// Every route of the server. Each of a log's transports is one generic
+/// handler named with the log's [`Topic`](crate::transports::Topic) type.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    // A resource answers its known methods; any other gets a JSON 405.
-    fn resource(path: &str) -> actix_web::Resource {
-        web::resource(path).default_service(web::to(api::method_not_allowed))
-    }
     cfg.service(
         web::scope("/api")
             .app_data(web::QueryConfig::default().error_handler(query_error))
+            // The chat.
             .service(
                 resource("/messages")
-                    .route(web::get().to(polling::get_messages))
-                    .route(web::post().to(api::post_message)),
+                    .route(web::get().to(polling::poll::<Room>))
+                    .route(web::post().to(chat::post_message)),
             )
-            .service(resource("/longpoll").route(web::get().to(long_poll::long_poll)))
-            .service(resource("/ws").route(web::get().to(websocket::websocket)))
-            .service(resource("/events").route(web::get().to(sse::events)))
+            .service(resource("/longpoll").route(web::get().to(long_poll::long_poll::<Room>)))
+            .service(resource("/ws").route(web::get().to(websocket::websocket::<Room>)))
+            .service(resource("/events").route(web::get().to(sse::events::<Room>)))
             .service(resource("/echo").route(web::get().to(echo::echo)))
             .service(resource("/stats").route(web::get().to(api::stats)))
             .service(
@@ -165,14 +63,30 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    run_with(listener, state, shutdown, |_| {}).await
+}
+
+/// [`run`], with `extra` routes and app data next to the server's own — how
+/// a test mounts the transports over a log of its own.
+pub async fn run_with(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+    extra: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> io::Result<()> {
     let state = web::Data::new(state);
     let config = state.config.clone();
     let app_state = state.clone();
+    let room = web::Data::new(state.room.clone());
     let server = HttpServer::new(move || {
         // Actix calls this once on each worker thread: the place to give the
-        // worker its own relay of the room's news (see `room`).
-        app_state.room.relay_on_this_thread();
-        App::new().app_data(app_state.clone()).configure(routes)
+        // worker its own relay of each log's news (see `log`).
+        app_state.room.log().relay_on_this_thread();
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(room.clone())
+            .configure(extra.clone())
+            .configure(routes)
     })
     .workers(config.worker_count())
     // We handle Ctrl-C/SIGTERM ourselves (in main) so that shutdown can
@@ -204,12 +118,12 @@ pub async fn run(
         result = &mut server => result?,
         _ = shutdown => {
             tracing::info!("shutting down");
-            state.room.begin_close();
+            state.begin_close();
             let (_, result) = tokio::join!(handle.stop(true), &mut server);
             result?;
         }
     }
-    state.room.flush_and_stop().await;
+    state.flush_and_stop().await;
     tracing::info!("stopped; every stored message is on disk");
     Ok(())
 }
@@ -221,47 +135,10 @@ pub async fn run(
 /// with a soft limit of 1,024 — far below the 10,000 WebSockets the server
 /// allows by default. The hard limit is what an unprivileged process may
 /// raise itself to. Tests, benchmarks and the load generator use it too.
-#[cfg(unix)]
 pub fn raise_open_files_limit() -> u64 {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return raised.rlim_cur;
-            }
-        }
-        limit.rlim_cur
-    }
-}
-
-/// Elsewhere the operating system's defaults stand.
-#[cfg(not(unix))]
-pub fn raise_open_files_limit() -> u64 {
-    u64::MAX
-}
-
-/// `Server-Timing` for DevTools' Timing tab: how long the server held the
-/// request, and how long the lab delayed the answer.
-pub fn server_timing(held: Duration, lab: Duration) -> (header::HeaderName, String) {
-    (
-        header::HeaderName::from_static("server-timing"),
-        format!(
-            "hold;dur={:.1};desc=\"held by server\", lab;dur={};desc=\"lab delay\"",
-            held.as_secs_f64() * 1000.0,
-            lab.as_millis()
-        ),
-    )
+    // `rlimit` asks for as much as the hard limit allows (and knows each
+    // system's quirks); on systems without such limits it changes nothing.
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(u64::MAX)
 }
 
 /// A server running on a background thread: for tests and benchmarks.
@@ -276,6 +153,14 @@ pub struct Running {
 
 /// Opens the state, binds `config.bind` and serves on a new thread.
 pub fn start(config: Config) -> io::Result<Running> {
+    start_with(config, |_| {})
+}
+
+/// [`start`], with `extra` routes (see [`run_with`]).
+pub fn start_with(
+    config: Config,
+    extra: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> io::Result<Running> {
     let listener = TcpListener::bind(config.bind)?;
     let addr = listener.local_addr()?;
     let state = AppState::open(config).map_err(io::Error::other)?;
@@ -284,9 +169,14 @@ pub fn start(config: Config) -> io::Result<Running> {
     let thread = std::thread::Builder::new()
         .name("weebsockets-server".into())
         .spawn(move || {
-            actix_web::rt::System::new().block_on(run(listener, state, async {
-                let _ = stopped.await;
-            }))
+            actix_web::rt::System::new().block_on(run_with(
+                listener,
+                state,
+                async {
+                    let _ = stopped.await;
+                },
+                extra,
+            ))
         })?;
     Ok(Running {
         addr,

@@ -82,6 +82,21 @@ pub const CLIENT_SEEN_WINDOW: Duration = Duration::from_secs(10);
 const MAX_TRACKED_CLIENTS: usize = 10_000;
 
 impl TransportStats {
+    /// Counts one request (for WebSocket and SSE: one connection attempt),
+    /// and whether it was refused. Every transport counts its requests with
+    /// this, once, from the request's result.
+    pub fn count<T, E>(&self, result: &Result<T, E>) {
+        self.requests.fetch_add(1, Relaxed);
+        if result.is_err() {
+            self.errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts a frame answered with an error frame (WebSocket).
+    pub fn refused_frame(&self) {
+        self.errors.fetch_add(1, Relaxed);
+    }
+
     /// Counts one delivery of `messages` messages in `bytes` bytes.
     pub fn delivered(&self, messages: usize, bytes: usize) {
         if messages == 0 {
@@ -135,36 +150,21 @@ impl Drop for OpenGuard<'_> {
     }
 }
 
-/// All counters of the server.
-#[derive(Debug)]
-pub struct Stats {
-    started: Instant,
+/// One log's counters, one set per transport (the chat's; later the
+/// document's).
+#[derive(Debug, Default)]
+pub struct TransportSet {
     transports: [TransportStats; 6],
-    /// Posts refused by validation (4xx other than 429).
-    pub posts_rejected: AtomicU64,
-    /// Posts refused by the rate limit (429).
-    pub posts_rate_limited: AtomicU64,
 }
 
-impl Default for Stats {
-    fn default() -> Self {
-        Stats {
-            started: Instant::now(),
-            transports: Default::default(),
-            posts_rejected: AtomicU64::new(0),
-            posts_rate_limited: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Stats {
+impl TransportSet {
     /// The counters of one transport.
     pub fn of(&self, via: Via) -> &TransportStats {
         &self.transports[via as usize]
     }
 
-    /// A consistent-enough copy for `GET /api/stats`.
-    pub fn snapshot(&self, last_id: u64) -> StatsSnapshot {
+    /// `{"interval": {…}, …, "api": {…}}` for `GET /api/stats`.
+    pub fn snapshot(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut transports = serde_json::Map::new();
         for via in Via::ALL {
             let t = self.of(via);
@@ -191,19 +191,53 @@ impl Stats {
             .unwrap();
             transports.insert(via.as_str().to_owned(), value);
         }
-        let posted: u64 = Via::ALL
+        transports
+    }
+
+    /// Entries that senders on any transport wrote into this log.
+    pub fn received(&self) -> u64 {
+        self.transports
             .iter()
-            .map(|v| self.of(*v).messages_received.load(Relaxed))
-            .sum();
+            .map(|t| t.messages_received.load(Relaxed))
+            .sum()
+    }
+}
+
+/// All counters of the server.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    /// The chat's transports.
+    pub chat: TransportSet,
+    /// Posts refused by validation (4xx other than 429).
+    pub posts_rejected: AtomicU64,
+    /// Posts refused by the rate limit (429).
+    pub posts_rate_limited: AtomicU64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            started: Instant::now(),
+            chat: TransportSet::default(),
+            posts_rejected: AtomicU64::new(0),
+            posts_rate_limited: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Stats {
+    /// A consistent-enough copy for `GET /api/stats`.
+    pub fn snapshot(&self, last_id: u64) -> StatsSnapshot {
         StatsSnapshot {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             room: RoomSnapshot {
                 last_id,
-                messages_posted: posted,
+                messages_posted: self.chat.received(),
                 posts_rejected: self.posts_rejected.load(Relaxed),
                 posts_rate_limited: self.posts_rate_limited.load(Relaxed),
             },
-            transports,
+            transports: self.chat.snapshot(),
         }
     }
 }

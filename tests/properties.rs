@@ -90,20 +90,20 @@ proptest! {
                             let m = NewMessage::validate("p", "t", Via::Api, MAX_TEXT_CHARS).unwrap();
                             let stored = room.append(m).await.unwrap();
                             last += 1;
-                            prop_assert_eq!(stored.id(), last);
+                            prop_assert_eq!(stored.message.id(), last);
                         }
                     }
                     Op::Read { since, limit } => {
                         let (since, limit) = (u64::from(since), usize::from(limit));
-                        let page = room.read_since(since, limit).await.unwrap();
-                        let got: Vec<u64> = page.messages.iter().map(|m| m.id()).collect();
+                        let page = room.log().read_since(since, limit).await.unwrap();
+                        let got: Vec<u64> = page.entries.iter().map(|m| m.id()).collect();
                         let want: Vec<u64> = (since + 1..=last).take(limit).collect();
                         prop_assert_eq!(got, want);
-                        prop_assert_eq!(page.last_id, last);
+                        prop_assert_eq!(page.last, last);
                     }
                     Op::Page { limit } => {
-                        let page = room.read_since(cursor, usize::from(limit)).await.unwrap();
-                        for m in &page.messages {
+                        let page = room.log().read_since(cursor, usize::from(limit)).await.unwrap();
+                        for m in &page.entries {
                             paged.push(m.id());
                             cursor = m.id();
                         }
@@ -112,11 +112,11 @@ proptest! {
             }
             // Drain what is left, as a reader catching up would.
             loop {
-                let page = room.read_since(cursor, 7).await.unwrap();
-                if page.messages.is_empty() {
+                let page = room.log().read_since(cursor, 7).await.unwrap();
+                if page.entries.is_empty() {
                     break;
                 }
-                for m in &page.messages {
+                for m in &page.entries {
                     paged.push(m.id());
                     cursor = m.id();
                 }

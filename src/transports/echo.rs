@@ -1,21 +1,21 @@
 //! `GET /api/echo`: the classic WebSocket echo server. Whatever frame you
 //! send — text or binary, whole or in fragments — comes straight back.
 //!
-//! It is not part of the room. It exists so a student can play with raw
+//! It is not part of any log. It exists so a student can play with raw
 //! frames from the browser console (`new WebSocket(…/api/echo)`) and so the
 //! server's WebSocket stack can be checked against the Autobahn|Testsuite
-//! (see `docs/conformance.md`) with the same limits as `/api/ws`.
-
-use std::sync::atomic::Ordering::Relaxed;
+//! (see `docs/conformance.md`) with the same limits as `/api/ws`: it is
+//! accepted the same way ([`accept`]), writes within the same send timeout,
+//! and closes like any other socket on shutdown (1001) and in the lab's
+//! outage (1013).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, CloseCode};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, Session};
 
-use crate::api::client_ip;
 use crate::error::ApiError;
 use crate::message::Via;
-use crate::server::AppState;
-use crate::transports::websocket::{check_origin, ending_for};
+use crate::state::AppState;
+use crate::transports::websocket::{Ending, accept, close, ending_for, finish, write_within};
 
 /// `GET /api/echo`
 pub async fn echo(
@@ -23,50 +23,62 @@ pub async fn echo(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.check_outage()?;
-    check_origin(&req, &state.config.allowed_origins)?;
     // Echo sockets count against the same WebSocket limits as the room's.
-    let slot = state.acquire(&state.ws_slots, client_ip(&req))?;
-    let (response, mut session, stream) =
-        actix_ws::handle(&req, body).map_err(|_| ApiError::NotWebSocket)?;
-    let max = state.config.ws_max_frame_bytes;
-    let mut stream = stream
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
-    let timeout = state.config.ws_timeout();
-    state
-        .stats
-        .of(Via::Websocket)
-        .requests
-        .fetch_add(1, Relaxed);
-
+    let accepted = accept(&req, body, &state);
+    state.stats.chat.of(Via::Websocket).count(&accepted);
+    let accepted = accepted?;
+    let state = state.into_inner();
     actix_web::rt::spawn(async move {
-        let _slot = slot;
-        let ending = loop {
+        let _slot = accepted.slot;
+        let mut session = accepted.session;
+        let ending = echo_until_done(&state, &mut session, accepted.stream).await;
+        finish(&state, session, ending).await;
+    });
+    Ok(accepted.response)
+}
+
+/// Sends every frame back until the client closes, goes quiet for the
+/// WebSocket timeout, or the server stops or goes into the lab's outage.
+async fn echo_until_done(
+    state: &AppState,
+    session: &mut Session,
+    mut stream: AggregatedMessageStream,
+) -> Ending {
+    let closing = state.closing();
+    let outage = state.lab.outage_started();
+    tokio::pin!(closing, outage);
+    let silence = state.config.ws_timeout();
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = &mut closing => return close(CloseCode::Away, "server shutting down"),
+            _ = &mut outage => return close(CloseCode::Again, "network lab outage"),
             // An echo client that says nothing for the WebSocket timeout is
             // dropped, like any other.
-            let Ok(frame) = tokio::time::timeout(timeout, stream.recv()).await else {
-                break None;
-            };
-            let sent = match frame {
-                Some(Ok(AggregatedMessage::Text(text))) => session.text(text).await,
-                Some(Ok(AggregatedMessage::Binary(bytes))) => session.binary(bytes).await,
-                Some(Ok(AggregatedMessage::Ping(payload))) => session.pong(&payload).await,
-                Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
-                Some(Ok(AggregatedMessage::Close(reason))) => {
-                    break Some(reason.unwrap_or_else(|| CloseCode::Normal.into()));
-                }
-                Some(Err(err)) => break ending_for(err),
-                None => break None,
-            };
-            if sent.is_err() {
-                break None;
-            }
+            frame = tokio::time::timeout(silence, stream.recv()) => match frame {
+                Ok(frame) => frame,
+                Err(_silent) => return Ending::Drop,
+            },
         };
-        if let Some(reason) = ending {
-            let _ = session.close(Some(reason)).await;
+        let written = match frame {
+            Some(Ok(AggregatedMessage::Text(text))) => {
+                write_within(state, session.text(text)).await
+            }
+            Some(Ok(AggregatedMessage::Binary(bytes))) => {
+                write_within(state, session.binary(bytes)).await
+            }
+            Some(Ok(AggregatedMessage::Ping(payload))) => {
+                write_within(state, session.pong(&payload)).await
+            }
+            Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
+            Some(Ok(AggregatedMessage::Close(reason))) => {
+                return Ending::Close(reason.unwrap_or_else(|| CloseCode::Normal.into()));
+            }
+            Some(Err(err)) => return ending_for(err),
+            None => return Ending::Drop,
+        };
+        if let Err(ending) = written {
+            return ending;
         }
-    });
-    Ok(response)
+    }
 }

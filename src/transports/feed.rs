@@ -1,14 +1,18 @@
-//! A push connection's view of the room: its cursor, plus the few frames
+//! A push connection's view of a log: its cursor, plus the few frames
 //! waiting to be written. Shared by the WebSocket and SSE transports, which
-//! differ only in how a message is framed and how a frame is written.
+//! differ only in how an entry is framed and how a frame is written.
 //!
-//! A feed never holds more than [`MAX_PENDING`] frames. When the client is
-//! slow, the feed simply stops reading from the room — its cursor stays
-//! where it is, and the messages wait in the room's log, where they are
-//! anyway. Memory per connection is therefore bounded whatever the client
-//! does, and one slow reader costs the others nothing. (A client that stays
-//! too slow for too long is disconnected by its transport; it reconnects
-//! from its cursor and misses nothing.)
+//! A feed never holds more than [`MAX_PENDING`] frames — entries and
+//! control frames (a welcome, an ack, a keep-alive) together. When the
+//! client is slow, the feed simply stops reading from the log: its cursor
+//! stays where it is, and the entries wait in the log, where they are
+//! anyway. And the connection stops reading the *client's* frames while the
+//! feed is full ([`Feed::has_room`]), so a client that sends faster than it
+//! reads meets TCP's back-pressure instead of growing the server's memory.
+//! Memory per connection is therefore bounded whatever the client does, and
+//! one slow reader costs the others nothing. (A client that stays too slow
+//! for too long is disconnected by its transport; it reconnects from its
+//! cursor and misses nothing.)
 //!
 //! With the lab's latency or jitter on, each frame gets a due time from an
 //! [`OrderedDelay`], so frames are held back but never reordered.
@@ -19,39 +23,54 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::lab::{Lab, OrderedDelay};
-use crate::message::StoredMessage;
-use crate::room::Room;
+use crate::log::{Entry, Log};
 use crate::store::StoreError;
 
-/// Frames one connection may have waiting (read from the room but not yet
-/// written). Small on purpose: the room's log is the real queue.
+/// Frames one connection may have waiting (read from the log but not yet
+/// written). Small on purpose: the log is the real queue.
 pub const MAX_PENDING: usize = 64;
 
-/// One push connection's cursor and outgoing frames.
-pub struct Feed<F> {
-    room: Room,
-    lab: Lab,
-    /// Id of the last message taken from the room.
-    cursor: u64,
-    /// False while the room may hold messages past `cursor`.
-    caught_up: bool,
-    /// Changes whenever the room commits; only watched once caught up.
-    latest: watch::Receiver<u64>,
-    /// Frames read but not yet written, each with the time it is due.
-    pending: VecDeque<(Option<Instant>, F)>,
-    delay: OrderedDelay,
-    /// How a message becomes a frame of this transport.
-    frame: fn(&StoredMessage) -> F,
+/// One frame on its way out.
+pub struct Outgoing<F> {
+    /// The bytes of the frame.
+    pub frame: F,
+    /// True for an entry of the log, false for a control frame (welcome,
+    /// ack, keep-alive…): only entries count as "delivered" in the stats.
+    pub is_entry: bool,
 }
 
-impl<F> Feed<F> {
-    /// A feed that will deliver every message with `id > since`.
-    pub fn new(room: Room, lab: Lab, since: u64, frame: fn(&StoredMessage) -> F) -> Feed<F> {
-        // Subscribe before the first read: nothing committed from now on can
-        // be missed (see Room::subscribe).
-        let latest = room.subscribe();
+/// A frame waiting for its due time.
+struct Waiting<F> {
+    /// `None`: send at once.
+    due: Option<Instant>,
+    out: Outgoing<F>,
+}
+
+/// One push connection's cursor and outgoing frames.
+pub struct Feed<E, F> {
+    log: Log<E>,
+    lab: Lab,
+    /// Position of the last entry taken from the log.
+    cursor: u64,
+    /// False while the log may hold entries past `cursor`.
+    caught_up: bool,
+    /// Changes whenever the log publishes; only watched once caught up.
+    latest: watch::Receiver<u64>,
+    /// Frames read but not yet written, in order.
+    pending: VecDeque<Waiting<F>>,
+    delay: OrderedDelay,
+    /// How an entry becomes a frame of this transport.
+    frame: fn(&E) -> F,
+}
+
+impl<E: Entry, F> Feed<E, F> {
+    /// A feed that will deliver every entry after `since`.
+    pub fn new(log: Log<E>, lab: Lab, since: u64, frame: fn(&E) -> F) -> Feed<E, F> {
+        // Subscribe before the first read: nothing published from now on can
+        // be missed (see Log::subscribe).
+        let latest = log.subscribe();
         Feed {
-            room,
+            log,
             lab,
             cursor: since,
             caught_up: false,
@@ -62,26 +81,42 @@ impl<F> Feed<F> {
         }
     }
 
-    /// Queues a frame that is not a message (a welcome, an ack, a
-    /// keep-alive) behind the messages already waiting, so order holds.
-    pub fn push(&mut self, frame: F) {
-        let due = self.delay.due(&self.lab);
-        self.pending.push_back((due, frame));
+    /// Queues a frame that is not an entry (a welcome, an ack, a keep-alive)
+    /// behind the entries already waiting, so order holds. Returns false —
+    /// and queues nothing — when the feed is full; callers that respect
+    /// [`has_room`](Feed::has_room) never see that.
+    pub fn push(&mut self, frame: F) -> bool {
+        if !self.has_room() {
+            return false;
+        }
+        self.queue(frame, false);
+        true
     }
 
-    /// Waits until there is something to do: messages to read, or a frame
+    /// True while another frame fits.
+    pub fn has_room(&self) -> bool {
+        self.pending.len() < MAX_PENDING
+    }
+
+    /// True when there is nothing to send and nothing left to read: the
+    /// moment for a keep-alive.
+    pub fn is_idle(&self) -> bool {
+        self.caught_up && self.pending.is_empty()
+    }
+
+    /// Waits until there is something to do: entries to read, or a frame
     /// whose time has come. Cancel-safe, so it can sit in a `select!`.
     pub async fn ready(&mut self) {
-        if self.has_due() || (!self.caught_up && self.pending.len() < MAX_PENDING) {
+        if self.has_due() || (!self.caught_up && self.has_room()) {
             return;
         }
-        let next_due = self.pending.front().and_then(|(due, _)| *due);
+        let next_due = self.pending.front().and_then(|waiting| waiting.due);
         tokio::select! {
             changed = self.latest.changed(), if self.caught_up => {
                 if changed.is_ok() {
                     self.caught_up = false;
                 } else {
-                    // The room is gone; only shutdown does that.
+                    // The log is gone; only shutdown does that.
                     std::future::pending::<()>().await;
                 }
             }
@@ -89,41 +124,49 @@ impl<F> Feed<F> {
         }
     }
 
-    /// Reads the next messages past the cursor into the pending queue, as
+    /// Reads the next entries past the cursor into the pending queue, as
     /// many as fit.
     pub async fn fill(&mut self) -> Result<(), StoreError> {
         let room_for = MAX_PENDING.saturating_sub(self.pending.len());
         if self.caught_up || room_for == 0 {
             return Ok(());
         }
-        let page = self.room.read_since(self.cursor, room_for).await?;
-        for message in &page.messages {
-            self.cursor = message.id();
-            let frame = (self.frame)(message);
-            self.push(frame);
+        let slice = self.log.read_since(self.cursor, room_for).await?;
+        for entry in &slice.entries {
+            self.cursor = entry.position();
+            let frame = (self.frame)(entry);
+            self.queue(frame, true);
         }
-        self.caught_up = self.cursor >= page.last_id;
+        self.caught_up = self.cursor >= slice.last;
         Ok(())
     }
 
     /// The next frame whose due time has passed, if any.
-    pub fn pop_due(&mut self) -> Option<F> {
+    pub fn pop_due(&mut self) -> Option<Outgoing<F>> {
         if self.has_due() {
-            self.pending.pop_front().map(|(_, frame)| frame)
+            self.pending.pop_front().map(|waiting| waiting.out)
         } else {
             None
         }
     }
 
-    /// Id of the last message this feed has taken from the room.
+    /// Position of the last entry this feed has taken from the log.
     pub fn cursor(&self) -> u64 {
         self.cursor
     }
 
+    fn queue(&mut self, frame: F, is_entry: bool) {
+        let due = self.delay.due(&self.lab);
+        self.pending.push_back(Waiting {
+            due,
+            out: Outgoing { frame, is_entry },
+        });
+    }
+
     fn has_due(&self) -> bool {
         match self.pending.front() {
-            Some((None, _)) => true,
-            Some((Some(due), _)) => *due <= Instant::now(),
+            Some(Waiting { due: None, .. }) => true,
+            Some(Waiting { due: Some(due), .. }) => *due <= Instant::now(),
             None => false,
         }
     }

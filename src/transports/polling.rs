@@ -17,14 +17,18 @@ use std::time::Instant;
 
 use actix_web::{HttpResponse, web};
 
-use crate::api::{ReadQuery, json_response, page_body};
 use crate::error::ApiError;
+use crate::http::ReadQuery;
 use crate::message::Via;
-use crate::server::AppState;
+use crate::state::AppState;
+use crate::stats::TransportStats;
+use crate::transports::{Topic, answer_after_lab};
 
 /// `GET /api/messages?since=N&limit=L[&transport=interval|timeout&seq=K]`
-pub async fn get_messages(
+/// (and the same for any other log, e.g. `GET /api/doc/ops`).
+pub async fn poll<T: Topic>(
     query: web::Query<ReadQuery>,
+    topic: web::Data<T>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     // Which page is asking decides only which counters move.
@@ -33,37 +37,27 @@ pub async fn get_messages(
         .as_deref()
         .and_then(Via::parse)
         .unwrap_or(Via::Api);
-    let stats = state.stats.of(via);
+    let stats = topic.stats(&state).of(via);
     let _open = stats.open_guard();
-    let result = async {
-        state.check_outage()?;
-        let (since, limit) = (query.since()?, query.limit()?);
-        if let Some(client) = query.client()? {
-            stats.seen_client(client);
-        }
-        let started = Instant::now();
-        let page = state.room.read_since(since, limit).await?;
+    let result = answer(&query, topic.get_ref(), &state, stats).await;
+    stats.count(&result);
+    result
+}
 
-        // The lab's latency and jitter: the answer is "slow on the wire".
-        // With jitter, an earlier request can now answer after a later one.
-        let delay = state.lab.sample_delay();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-
-        let body = page_body(&page);
-        stats.delivered(page.messages.len(), body.len());
-        let mut response = HttpResponse::Ok();
-        response.insert_header(crate::server::server_timing(started.elapsed(), delay));
-        Ok(json_response(response, body))
+async fn answer<T: Topic>(
+    query: &ReadQuery,
+    topic: &T,
+    state: &AppState,
+    stats: &TransportStats,
+) -> Result<HttpResponse, ApiError> {
+    state.check_outage()?;
+    let (since, limit) = (query.since()?, query.limit()?);
+    if let Some(client) = query.client()? {
+        stats.seen_client(client);
     }
-    .await;
-    stats
-        .requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    result.inspect_err(|_| {
-        stats
-            .errors
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    })
+    let started = Instant::now();
+    let slice = topic.log().read_since(since, limit).await?;
+    // Measured before the lab's delay, which Server-Timing lists on its own.
+    let held = started.elapsed();
+    Ok(answer_after_lab::<T>(state, stats, Some(slice), held).await)
 }

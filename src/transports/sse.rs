@@ -20,6 +20,10 @@
 //! `POST`), text only, and over HTTP/1.1 each stream holds one of the
 //! browser's six connections per host.
 //!
+//! The framing above is written by hand (each entry's event is encoded once,
+//! in its [`Wire`](crate::log::Wire)): it is three lines of text, and seeing
+//! them is the lesson — a crate would hide it.
+//!
 //! A task per stream feeds a small bounded channel that actix drains into
 //! the socket; when the channel stays full for `--send-timeout-ms` the
 //! client is too slow and the stream ends (it reconnects from its last id).
@@ -34,47 +38,44 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::api::{ReadQuery, client_ip, number};
 use crate::error::ApiError;
+use crate::http::{ReadQuery, client_ip};
 use crate::limits::ConnectionGuard;
-use crate::message::{StoredMessage, Via};
-use crate::server::AppState;
+use crate::log::Entry;
+use crate::message::Via;
+use crate::state::AppState;
+use crate::transports::Topic;
 use crate::transports::feed::Feed;
 
 /// Events buffered between the stream's task and the socket writer.
 const CHANNEL_CAPACITY: usize = 16;
 
-/// `GET /api/events?since=N` (a `Last-Event-ID` header wins over `since`).
-pub async fn events(
+/// `GET /api/events?since=N` (and `GET /api/doc/events`); a `Last-Event-ID`
+/// header wins over `since`.
+pub async fn events<T: Topic>(
     req: HttpRequest,
     query: web::Query<ReadQuery>,
+    topic: web::Data<T>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let stats = state.stats.of(Via::Sse);
-    stats.requests.fetch_add(1, Relaxed);
     let accepted = (|| -> Result<_, ApiError> {
         state.check_outage()?;
-        // EventSource sends Last-Event-ID by itself when it reconnects; it
-        // is the cursor of the stream that broke.
-        let since = match req.headers().get("last-event-id") {
-            Some(value) => number(
-                "Last-Event-ID",
-                Some(value.to_str().unwrap_or("?")),
-                0,
-                0..=u64::MAX,
-            )?,
-            None => query.since()?,
-        };
+        let since = query.since_or_last_event_id(&req)?;
         let slot = state.acquire(&state.sse_slots, client_ip(&req))?;
         Ok((since, slot))
     })();
-    let (since, slot) = accepted.inspect_err(|_| {
-        stats.errors.fetch_add(1, Relaxed);
-    })?;
+    topic.stats(&state).of(Via::Sse).count(&accepted);
+    let (since, slot) = accepted?;
 
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CAPACITY);
-    let stream = Stream {
-        feed: Feed::new(state.room.clone(), state.lab.clone(), since, sse_event),
+    let stream = EventStream {
+        feed: Feed::new(
+            topic.log().clone(),
+            state.lab.clone(),
+            since,
+            sse_event::<T::Entry>,
+        ),
+        topic: topic.into_inner(),
         state: state.into_inner(),
         tx,
     };
@@ -93,36 +94,43 @@ pub async fn events(
         .streaming(body))
 }
 
-fn sse_event(message: &StoredMessage) -> Bytes {
-    message.sse_event.clone()
+fn sse_event<E: Entry>(entry: &E) -> Bytes {
+    entry.wire().sse_event.clone()
 }
 
+/// The comment line an idle stream sends.
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
 /// One open event stream.
-struct Stream {
+struct EventStream<T: Topic> {
+    topic: Arc<T>,
     state: Arc<AppState>,
-    feed: Feed<Bytes>,
+    feed: Feed<T::Entry, Bytes>,
     /// The response body's end of the channel; dropping it ends the stream.
     tx: mpsc::Sender<Bytes>,
 }
 
-impl Stream {
+impl<T: Topic> EventStream<T> {
     async fn run(mut self, _slot: ConnectionGuard) {
-        let state = Arc::clone(&self.state);
-        let _open = state.stats.of(Via::Sse).open_guard();
-        let keepalive = self.state.config.sse_keepalive();
+        let (state, topic) = (Arc::clone(&self.state), Arc::clone(&self.topic));
+        let _open = topic.stats(&state).of(Via::Sse).open_guard();
+        let keepalive = state.config.sse_keepalive();
 
         // First tell EventSource how long to wait before reconnecting.
-        let retry = format!("retry: {}\n\n", self.state.config.sse_retry_ms);
+        let retry = format!("retry: {}\n\n", state.config.sse_retry_ms);
         self.feed.push(Bytes::from(retry));
 
-        let closing = self.state.room.closing();
-        let outage = self.state.lab.outage_started();
+        let closing = state.closing();
+        let outage = state.lab.outage_started();
         tokio::pin!(closing, outage);
-        let mut last_sent = Instant::now();
+        // When the stream last had something to say (queued, not sent: with
+        // the lab's latency a queued keep-alive is sent seconds later, and
+        // counting from the send would queue another on every turn).
+        let mut last_activity = Instant::now();
 
         loop {
             match self.flush().await {
-                Ok(true) => last_sent = Instant::now(),
+                Ok(true) => last_activity = Instant::now(),
                 Ok(false) => {}
                 Err(()) => break,
             }
@@ -136,14 +144,16 @@ impl Stream {
                 _ = self.tx.closed() => break,
                 _ = self.feed.ready() => {
                     if let Err(err) = self.feed.fill().await {
-                        tracing::warn!(%err, "sse stream could not read the room");
+                        tracing::warn!(%err, "sse stream could not read the log");
                         break;
                     }
                 }
                 // Idle: a comment line keeps proxies from timing the stream
-                // out, and fails fast if the client vanished.
-                _ = tokio::time::sleep_until(last_sent + keepalive) => {
-                    self.feed.push(Bytes::from_static(b": keep-alive\n\n"));
+                // out, and fails fast if the client vanished. Only when
+                // nothing else is waiting, so there is never more than one.
+                _ = tokio::time::sleep_until(last_activity + keepalive), if self.feed.is_idle() => {
+                    self.feed.push(Bytes::from_static(KEEP_ALIVE));
+                    last_activity = Instant::now();
                 }
             }
         }
@@ -152,16 +162,15 @@ impl Stream {
     /// Sends every due event; `Ok(true)` if anything was sent, `Err` when
     /// the stream must end.
     async fn flush(&mut self) -> Result<bool, ()> {
-        let stats = self.state.stats.of(Via::Sse);
+        let stats = self.topic.stats(&self.state).of(Via::Sse);
         let send_timeout = self.state.config.send_timeout();
         let mut sent = false;
-        while let Some(event) = self.feed.pop_due() {
-            let len = event.len();
-            let is_message = event.starts_with(b"id: ");
-            match tokio::time::timeout(send_timeout, self.tx.send(event)).await {
+        while let Some(out) = self.feed.pop_due() {
+            let len = out.frame.len();
+            match tokio::time::timeout(send_timeout, self.tx.send(out.frame)).await {
                 Ok(Ok(())) => {
                     sent = true;
-                    if is_message {
+                    if out.is_entry {
                         stats.delivered(1, len);
                     } else {
                         stats.bytes_sent.fetch_add(len as u64, Relaxed);

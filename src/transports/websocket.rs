@@ -2,71 +2,78 @@
 //! connection. The lecture's four things, server side:
 //!
 //! 1. **open** — the HTTP request is answered `101 Switching Protocols`
-//!    ([`websocket`]), and from then on the TCP connection carries frames,
-//!    not requests. We say `welcome` with the newest id, then send the
+//!    ([`accept`]), and from then on the TCP connection carries frames, not
+//!    requests. We say `welcome` with the newest position, then send the
 //!    backlog after the client's cursor.
-//! 2. **send** — every message committed to the room is pushed as a
-//!    `{"type":"message",…}` frame the moment it exists: no request, no
-//!    headers, a few bytes of framing.
-//! 3. **receive** — the client sends `{"type":"send",…}` frames on the same
-//!    connection; each is validated, stored and acknowledged with
-//!    `{"type":"ack","ref":…,"id":…}`.
+//! 2. **send** — every entry published to the log is pushed as a frame the
+//!    moment it exists: no request, no headers, a few bytes of framing.
+//! 3. **receive** — the client sends frames on the same connection; each is
+//!    handed to the log's [`Topic::on_frame`] (the chat stores a `send` and
+//!    answers `ack`) and the reply goes back on the same connection.
 //! 4. **close** — either side may close with a code: 1000 normal, 1001 the
 //!    server is going away, 1009 a frame was too big, 1013 "try again later"
 //!    (the lab's outage, or a client too slow to keep up).
 //!
 //! One task per connection runs [`Connection::run`]: a `select!` loop that
 //! waits for whichever comes first — a frame from the client, news in the
-//! room, the heartbeat tick, shutdown or outage. The heartbeat matters:
-//! a phone that sleeps or leaves the Wi-Fi does not say goodbye, so the
+//! log, the heartbeat tick, shutdown or outage. The heartbeat matters: a
+//! phone that sleeps or leaves the Wi-Fi does not say goodbye, so the
 //! server pings and drops a peer that has been silent too long.
 //!
 //! Sending goes through actix-ws's `Session`, whose channel is small and
-//! bounded: `session.text(..).await` waits while the client is not reading.
-//! Each connection awaits only its own client, so a slow client slows only
-//! itself; a client that blocks a send for longer than `--send-timeout-ms`
+//! bounded: every write — a frame, a ping, a pong, the close — waits while
+//! the client is not reading. Each connection awaits only its own client,
+//! so a slow client slows only itself, and every one of those waits is
+//! bounded by `--send-timeout-ms`: a client that blocks a write for longer
 //! is closed with 1013 and, reconnecting with its cursor, misses nothing.
 
-use actix_web::http::header;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
 };
 use bytestring::ByteString;
-use serde::Deserialize;
-use std::sync::atomic::Ordering::Relaxed;
 use tokio::time::Instant;
 
-use crate::api::{ReadQuery, client_ip};
 use crate::error::ApiError;
+use crate::http::{Peer, ReadQuery, check_origin};
 use crate::limits::ConnectionGuard;
-use crate::message::{NewMessage, StoredMessage, Via};
-use crate::server::AppState;
+use crate::log::Entry;
+use crate::message::Via;
+use crate::state::AppState;
+use crate::transports::Topic;
 use crate::transports::feed::Feed;
 
-/// `GET /api/ws?since=N` — check, then upgrade and hand the connection to
-/// its own task.
-pub async fn websocket(
-    req: HttpRequest,
-    body: web::Payload,
-    query: web::Query<ReadQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let stats = state.stats.of(Via::Websocket);
-    stats.requests.fetch_add(1, Relaxed);
-    let accepted = (|| -> Result<_, ApiError> {
-        state.check_outage()?;
-        check_origin(&req, &state.config.allowed_origins)?;
-        let since = query.since()?;
-        let slot = state.acquire(&state.ws_slots, client_ip(&req))?;
-        let (response, session, stream) =
-            actix_ws::handle(&req, body).map_err(|_| ApiError::NotWebSocket)?;
-        Ok((response, session, stream, since, slot))
-    })();
-    let (response, session, stream, since, slot) = accepted.inspect_err(|_| {
-        stats.errors.fetch_add(1, Relaxed);
-    })?;
+/// An upgraded WebSocket, checked and within its limits, ready for its
+/// connection task.
+pub struct Accepted {
+    /// The `101 Switching Protocols` answer to send back.
+    pub response: HttpResponse,
+    /// Where frames to the client are written.
+    pub session: Session,
+    /// Frames from the client: reassembled from fragments, and refused
+    /// (1009) past `--ws-max-frame-bytes`.
+    pub stream: AggregatedMessageStream,
+    /// The connection's slot; dropping it frees the slot.
+    pub slot: ConnectionGuard,
+}
 
+/// Accepting any WebSocket (`/api/ws`, `/api/echo`, `/api/doc/ws`): refused
+/// during the lab's outage, from another site's page, or over the
+/// connection limits — each before the handshake, as an ordinary HTTP error
+/// with the contract's JSON body.
+pub fn accept(
+    req: &HttpRequest,
+    body: web::Payload,
+    state: &AppState,
+) -> Result<Accepted, ApiError> {
+    state.check_outage()?;
+    check_origin(req, &state.config.allowed_origins)?;
+    let slot = state.acquire(&state.ws_slots, Peer::of(req).ip)?;
+    let (response, session, stream) =
+        actix_ws::handle(req, body).map_err(|_| ApiError::NotWebSocket)?;
     let max = state.config.ws_max_frame_bytes;
     // A message may arrive in fragments; reassemble them, but refuse (1009)
     // anything over the limit, fragmented or not.
@@ -74,15 +81,65 @@ pub async fn websocket(
         .max_frame_size(max)
         .aggregate_continuations()
         .max_continuation_size(max);
-    let connection = Connection {
-        feed: Feed::new(state.room.clone(), state.lab.clone(), since, ws_frame),
-        state: state.into_inner(),
+    Ok(Accepted {
+        response,
         session,
+        stream,
+        slot,
+    })
+}
+
+/// `GET /api/ws?since=N` (and `GET /api/doc/ws`) — check, then upgrade and
+/// hand the connection to its own task.
+pub async fn websocket<T: Topic>(
+    req: HttpRequest,
+    body: web::Payload,
+    query: web::Query<ReadQuery>,
+    topic: web::Data<T>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let accepted = query
+        .since()
+        .and_then(|since| Ok((since, accept(&req, body, &state)?)));
+    topic.stats(&state).of(Via::Websocket).count(&accepted);
+    let (since, accepted) = accepted?;
+
+    let connection = Connection {
+        feed: Feed::new(
+            topic.log().clone(),
+            state.lab.clone(),
+            since,
+            ws_frame::<T::Entry>,
+        ),
+        topic: topic.into_inner(),
+        state: state.into_inner(),
+        session: accepted.session,
         last_heard: Instant::now(),
-        ip: client_ip(&req),
+        peer: Peer::of(&req),
     };
-    actix_web::rt::spawn(connection.run(stream, slot));
-    Ok(response)
+    actix_web::rt::spawn(connection.run(accepted.stream, accepted.slot));
+    Ok(accepted.response)
+}
+
+fn ws_frame<E: Entry>(entry: &E) -> ByteString {
+    entry.wire().ws_frame.clone()
+}
+
+/// How a connection ends.
+#[derive(Debug)]
+pub enum Ending {
+    /// Say why in a close frame, then drop the connection.
+    Close(CloseReason),
+    /// Just drop it: the peer is gone, or it is not reading.
+    Drop,
+}
+
+/// Close with `code`, saying why.
+pub fn close(code: CloseCode, description: &str) -> Ending {
+    Ending::Close(CloseReason {
+        code,
+        description: Some(description.to_owned()),
+    })
 }
 
 /// How to end a connection whose client broke the protocol (RFC 6455 §7.4).
@@ -101,7 +158,7 @@ pub fn ending_for(err: ProtocolError) -> Ending {
             close(CloseCode::Protocol, "protocol error")
         }
         // The socket itself failed: nobody is there to read a close frame.
-        ProtocolError::Io(_) => None,
+        ProtocolError::Io(_) => Ending::Drop,
         other => {
             tracing::debug!(%other, "websocket protocol error");
             close(CloseCode::Protocol, "protocol error")
@@ -109,53 +166,74 @@ pub fn ending_for(err: ProtocolError) -> Ending {
     }
 }
 
-fn ws_frame(message: &StoredMessage) -> ByteString {
-    message.ws_frame.clone()
+/// The ending for a client that did not take a write within the send
+/// timeout.
+pub fn too_slow() -> Ending {
+    close(CloseCode::Again, "too slow: reconnect with your cursor")
 }
 
-/// Why the loop ended: close with this code and reason, or (`None`) just
-/// drop the connection because the peer is gone.
-pub type Ending = Option<CloseReason>;
-
-fn close(code: CloseCode, description: &str) -> Ending {
-    Some(CloseReason {
-        code,
-        description: Some(description.to_owned()),
-    })
+/// Writes one thing to the client — a frame, a ping, a pong — within the
+/// send timeout. `Err` is how the connection must end: the peer is gone, or
+/// too slow.
+pub async fn write_within<F>(state: &AppState, write: F) -> Result<(), Ending>
+where
+    F: Future<Output = Result<(), actix_ws::Closed>>,
+{
+    match tokio::time::timeout(state.config.send_timeout(), write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(actix_ws::Closed)) => Err(Ending::Drop),
+        Err(_elapsed) => Err(too_slow()),
+    }
 }
 
-/// One open WebSocket.
-struct Connection {
-    state: std::sync::Arc<AppState>,
+/// Says goodbye: a close frame with the reason, unless the peer is gone.
+/// Bounded in time, because a client that is not reading cannot take a
+/// close frame either.
+pub async fn finish(state: &AppState, session: Session, ending: Ending) {
+    if let Ending::Close(reason) = ending {
+        let _ =
+            tokio::time::timeout(state.config.send_timeout(), session.close(Some(reason))).await;
+    }
+}
+
+/// One open WebSocket of a log.
+struct Connection<T: Topic> {
+    topic: Arc<T>,
+    state: Arc<AppState>,
     session: Session,
-    /// Where this client is in the room, and frames waiting to be sent.
-    feed: Feed<ByteString>,
+    /// Where this client is in the log, and frames waiting to be sent.
+    feed: Feed<T::Entry, ByteString>,
     /// When the client last sent anything (a pong counts): the heartbeat
     /// drops peers silent for longer than `--ws-timeout-ms`.
     last_heard: Instant,
-    ip: std::net::IpAddr,
+    /// Who is on the other end, for the limits.
+    peer: Peer,
 }
 
-impl Connection {
+impl<T: Topic> Connection<T> {
     async fn run(mut self, mut stream: AggregatedMessageStream, _slot: ConnectionGuard) {
-        let state = std::sync::Arc::clone(&self.state);
-        let _open = state.stats.of(Via::Websocket).open_guard();
+        let (state, topic) = (Arc::clone(&self.state), Arc::clone(&self.topic));
+        let _open = topic.stats(&state).of(Via::Websocket).open_guard();
         let config = &state.config;
         let (ping_every, timeout) = (config.ws_ping(), config.ws_timeout());
         // The first ping goes out one interval after the upgrade.
         let mut heartbeat = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-        // open: say hello first, so the client learns the newest id even if
-        // the backlog is empty.
-        let welcome = format!(r#"{{"type":"welcome","last_id":{}}}"#, state.room.last_id());
+        // open: say hello first, so the client learns the newest position
+        // even if the backlog is empty.
+        let welcome = format!(
+            r#"{{"type":"welcome","{}":{}}}"#,
+            T::LAST,
+            self.topic.log().last()
+        );
         self.feed.push(welcome.into());
 
-        let closing = state.room.closing();
+        let closing = state.closing();
         let outage = state.lab.outage_started();
         tokio::pin!(closing, outage);
 
-        let ending: Ending = loop {
+        let ending = loop {
             // send: write every frame whose time has come.
             if let Err(ending) = self.flush().await {
                 break ending;
@@ -167,164 +245,124 @@ impl Connection {
                 _ = &mut closing => break close(CloseCode::Away, "server shutting down"),
                 _ = &mut outage => break close(CloseCode::Again, "network lab outage"),
 
-                // receive: a frame from the client.
-                frame = stream.recv() => match frame {
+                // receive: a frame from the client — but only while a reply
+                // fits in the feed. A client that sends faster than it reads
+                // is left to TCP's back-pressure.
+                frame = stream.recv(), if self.feed.has_room() => match frame {
                     Some(Ok(frame)) => {
                         self.last_heard = Instant::now();
-                        if let Some(ending) = self.on_frame(frame).await {
+                        if let ControlFlow::Break(ending) = self.on_frame(frame).await {
                             break ending;
                         }
                     }
                     Some(Err(err)) => break ending_for(err),
-                    None => break None,
+                    None => break Ending::Drop,
                 },
 
                 // Heartbeat: ping, or give up on a peer that stopped answering.
                 _ = heartbeat.tick() => {
                     if self.last_heard.elapsed() > timeout {
-                        tracing::debug!(ip = %self.ip, "websocket peer timed out");
-                        break None;
+                        tracing::debug!(ip = %self.peer.ip, "websocket peer timed out");
+                        break Ending::Drop;
                     }
-                    if self.session.ping(b"").await.is_err() {
-                        break None;
+                    if let Err(ending) = write_within(&state, self.session.ping(b"")).await {
+                        break ending;
                     }
                 }
 
-                // News in the room, or a delayed frame came due.
+                // News in the log, or a delayed frame came due.
                 _ = self.feed.ready() => {
                     if let Err(err) = self.feed.fill().await {
-                        tracing::warn!(%err, "websocket could not read the room");
+                        tracing::warn!(%err, "websocket could not read the log");
                         break close(CloseCode::Error, "server error");
                     }
                 }
             }
         };
-
-        // close: say why, unless the peer is already gone. Bounded in time,
-        // because a client that is not reading cannot take a close frame
-        // either.
-        if let Some(reason) = ending {
-            let _ =
-                tokio::time::timeout(config.send_timeout(), self.session.close(Some(reason))).await;
+        if matches!(ending, Ending::Close(ref reason) if reason.code == CloseCode::Again) {
+            tracing::info!(ip = %self.peer.ip, cursor = self.feed.cursor(), "websocket closed with 1013");
         }
+        // close: say why, unless the peer is already gone.
+        finish(&state, self.session, ending).await;
     }
 
     /// Sends every due frame. `Err` ends the connection.
     async fn flush(&mut self) -> Result<(), Ending> {
-        let stats = self.state.stats.of(Via::Websocket);
-        let send_timeout = self.state.config.send_timeout();
-        while let Some(frame) = self.feed.pop_due() {
-            let len = frame.len();
-            let is_message = frame.starts_with(r#"{"type":"message""#);
-            match tokio::time::timeout(send_timeout, self.session.text(frame)).await {
-                Ok(Ok(())) => {
-                    if is_message {
-                        stats.delivered(1, len);
-                    } else {
-                        stats.bytes_sent.fetch_add(len as u64, Relaxed);
-                    }
-                }
-                Ok(Err(_closed)) => return Err(None),
-                Err(_elapsed) => {
-                    tracing::info!(ip = %self.ip, cursor = self.feed.cursor(), "slow websocket consumer closed");
-                    return Err(close(
-                        CloseCode::Again,
-                        "too slow: reconnect with your cursor",
-                    ));
-                }
+        let stats = self.topic.stats(&self.state).of(Via::Websocket);
+        while let Some(out) = self.feed.pop_due() {
+            let len = out.frame.len();
+            write_within(&self.state, self.session.text(out.frame)).await?;
+            if out.is_entry {
+                stats.delivered(1, len);
+            } else {
+                stats
+                    .bytes_sent
+                    .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
             }
         }
         Ok(())
     }
 
-    /// Handles one frame from the client; `Some` ends the connection.
-    async fn on_frame(&mut self, frame: AggregatedMessage) -> Option<Ending> {
+    /// Handles one frame from the client.
+    async fn on_frame(&mut self, frame: AggregatedMessage) -> ControlFlow<Ending> {
         match frame {
             AggregatedMessage::Text(text) => {
-                let reply = self.on_text(&text).await;
-                self.feed.push(reply.into());
-                None
+                let reply = match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(value) => {
+                        // Echoed in the reply, so the client can match it.
+                        let reference = value.get("ref").cloned();
+                        self.topic
+                            .on_frame(&self.state, &self.peer, value)
+                            .await
+                            .map_err(|err| error_frame(reference, &err))
+                    }
+                    Err(e) => {
+                        let err = ApiError::BadJson(format!("invalid JSON frame: {e}"));
+                        Err(error_frame(None, &err))
+                    }
+                };
+                self.reply(reply);
             }
             AggregatedMessage::Binary(_) => {
-                let error = error_frame(None, &ApiError::BinaryNotSupported);
-                self.feed.push(error.into());
-                None
+                self.reply(Err(error_frame(None, &ApiError::BinaryNotSupported)));
             }
             AggregatedMessage::Ping(payload) => {
-                if self.session.pong(&payload).await.is_err() {
-                    return Some(None);
+                if let Err(ending) = write_within(&self.state, self.session.pong(&payload)).await {
+                    return ControlFlow::Break(ending);
                 }
-                None
             }
-            AggregatedMessage::Pong(_) => None,
+            AggregatedMessage::Pong(_) => {}
             // The client is closing: answer with the same code (RFC 6455
             // §5.5.1) and stop.
-            AggregatedMessage::Close(reason) => Some(reason.or(Some(CloseCode::Normal.into()))),
-        }
-    }
-
-    /// A text frame: a `send` is stored and acknowledged; anything else gets
-    /// an error frame. Returns the reply frame.
-    async fn on_text(&mut self, text: &str) -> String {
-        let stats = self.state.stats.of(Via::Websocket);
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(value) => value,
-            Err(e) => {
-                stats.errors.fetch_add(1, Relaxed);
-                let err = ApiError::BadJson(format!("invalid JSON frame: {e}"));
-                return error_frame(None, &err);
-            }
-        };
-        let reference = value.get("ref").cloned();
-        match self.on_send(value).await {
-            Ok(id) => {
-                stats.messages_received.fetch_add(1, Relaxed);
-                serde_json::json!({"type": "ack", "ref": reference, "id": id}).to_string()
-            }
-            Err(err) => {
-                stats.errors.fetch_add(1, Relaxed);
-                error_frame(reference, &err)
+            AggregatedMessage::Close(reason) => {
+                return ControlFlow::Break(Ending::Close(
+                    reason.unwrap_or_else(|| CloseCode::Normal.into()),
+                ));
             }
         }
-    }
-
-    /// A parsed frame that should be a `send`: validate, rate-limit, store —
-    /// the same steps as `POST /api/messages`. Returns the new id.
-    async fn on_send(&self, frame: serde_json::Value) -> Result<u64, ApiError> {
-        match frame.get("type").and_then(|t| t.as_str()) {
-            Some("send") => {}
-            Some(other) => return Err(ApiError::UnknownFrameType(other.to_owned())),
-            None => return Err(ApiError::BadJson("a frame needs a \"type\"".to_owned())),
-        }
-        let send: SendFrame = serde_json::from_value(frame)
-            .map_err(|e| ApiError::BadJson(format!("invalid send frame: {e}")))?;
-        let message = NewMessage::validate(
-            &send.author,
-            &send.text,
-            Via::Websocket,
-            usize::from(self.state.config.max_text_chars),
-        )
-        .inspect_err(|_| {
-            self.state.stats.posts_rejected.fetch_add(1, Relaxed);
-        })?;
-        if let Err(wait) = self.state.post_rate.check(self.ip) {
-            self.state.stats.posts_rate_limited.fetch_add(1, Relaxed);
-            return Err(ApiError::RateLimited(wait));
-        }
-        Ok(self.state.room.append(message).await?.id())
+        ControlFlow::Continue(())
     }
 }
 
-/// The one frame a client sends.
-#[derive(Debug, Deserialize)]
-struct SendFrame {
-    author: String,
-    text: String,
+impl<T: Topic> Connection<T> {
+    /// Queues the reply to a client's frame: an ack, or an error frame
+    /// (which the stats count). There is room: frames are only read while
+    /// the feed has some.
+    fn reply(&mut self, reply: Result<String, String>) {
+        let frame = reply.unwrap_or_else(|error| {
+            self.topic
+                .stats(&self.state)
+                .of(Via::Websocket)
+                .refused_frame();
+            error
+        });
+        self.feed.push(frame.into());
+    }
 }
 
 /// `{"type":"error","ref":…,"error":…,"code":…}` — the same `error`, `code`
 /// (and `retry_after_ms`) an HTTP client would get in its JSON body.
-fn error_frame(reference: Option<serde_json::Value>, err: &ApiError) -> String {
+pub fn error_frame(reference: Option<serde_json::Value>, err: &ApiError) -> String {
     // unwrap: ErrorBody is plain strings and numbers.
     let mut frame = serde_json::to_value(err.body()).unwrap();
     frame["type"] = "error".into();
@@ -332,34 +370,4 @@ fn error_frame(reference: Option<serde_json::Value>, err: &ApiError) -> String {
         frame["ref"] = reference;
     }
     frame.to_string()
-}
-
-/// Browsers send `Origin` with every WebSocket handshake, and — unlike
-/// `fetch` — the WebSocket API is not held back by CORS. Without this check
-/// any site a student visits could open the room in their browser, with
-/// their address. So: a browser may connect only from a page of this
-/// server (the Origin's host equals the Host it asked for) or from an origin
-/// the teacher allowed. Non-browser clients send no Origin and are let in.
-pub fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or("");
-    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-        return Ok(());
-    }
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or("");
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    if !origin_host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
-        Ok(())
-    } else {
-        Err(ApiError::ForbiddenOrigin(origin.to_owned()))
-    }
 }

@@ -1,0 +1,150 @@
+//! The state every handler shares, and its few small operations: open it,
+//! refuse during the lab's outage, take a connection slot, tell long-lived
+//! connections that the server is stopping.
+//!
+//! It sits below the transports and handlers (they all take a
+//! `web::Data<AppState>`) and above the parts it holds, so that no module
+//! needs the one that wires the routes (`server`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::lab::Lab;
+use crate::limits::{ConnectionGuard, ConnectionLimiter, RateLimiter};
+use crate::room::Room;
+use crate::stats::Stats;
+use crate::store::{Store, StoreError};
+
+/// Everything a handler may need, shared by all workers (actix wraps it in
+/// an `Arc` as `web::Data<AppState>`).
+pub struct AppState {
+    /// The chat room.
+    pub room: Room,
+    /// The teacher's network lab.
+    pub lab: Lab,
+    /// Counters for `/api/stats`.
+    pub stats: Stats,
+    /// The flags the server was started with.
+    pub config: Config,
+    /// The token `PUT /api/lab` must present (from the flag, or generated).
+    pub teacher_token: String,
+    /// Messages per second per client address.
+    pub post_rate: RateLimiter,
+    /// Open WebSockets (room and echo), per address and in total.
+    pub ws_slots: Arc<ConnectionLimiter>,
+    /// Open SSE streams, per address and in total.
+    pub sse_slots: Arc<ConnectionLimiter>,
+    /// Held long polls, per address and in total.
+    pub longpoll_slots: Arc<ConnectionLimiter>,
+    /// Flips to `true` once when the server begins shutting down, so that
+    /// long-lived connections can say goodbye properly.
+    closing: watch::Sender<bool>,
+}
+
+impl AppState {
+    /// Opens the store, loads the room and sets up the limits.
+    pub fn open(config: Config) -> Result<AppState, StoreError> {
+        let store = Store::open(&config.db, config.sync)?;
+        let room = Room::open(store, config.memory_window, config.write_queue)?;
+        let teacher_token = config
+            .teacher_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(generate_token);
+        let rate = if config.no_limits {
+            0.0
+        } else {
+            config.post_rate
+        };
+        Ok(AppState {
+            room,
+            lab: Lab::new(),
+            stats: Stats::default(),
+            teacher_token,
+            post_rate: RateLimiter::new(rate, config.post_burst),
+            ws_slots: ConnectionLimiter::new(
+                "WebSocket connections",
+                config.limit(config.ws_per_ip),
+                config.limit(config.ws_total),
+            ),
+            sse_slots: ConnectionLimiter::new(
+                "event streams",
+                config.limit(config.sse_per_ip),
+                config.limit(config.sse_total),
+            ),
+            longpoll_slots: ConnectionLimiter::new(
+                "held long polls",
+                config.limit(config.longpoll_per_ip),
+                config.limit(config.longpoll_total),
+            ),
+            closing: watch::channel(false).0,
+            config,
+        })
+    }
+
+    /// `503 outage` while the lab's outage is on.
+    pub fn check_outage(&self) -> Result<(), ApiError> {
+        if self.lab.outage() {
+            Err(ApiError::Outage)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes a connection slot or explains the refusal.
+    pub fn acquire(
+        &self,
+        limiter: &Arc<ConnectionLimiter>,
+        ip: IpAddr,
+    ) -> Result<ConnectionGuard, ApiError> {
+        limiter
+            .acquire(ip)
+            .map_err(|refusal| ApiError::TooManyConnections {
+                what: limiter.what,
+                refusal,
+            })
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_closing(&self) -> bool {
+        *self.closing.borrow()
+    }
+
+    /// Resolves when the server begins shutting down.
+    pub fn closing(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let mut rx = self.closing.subscribe();
+        async move {
+            // An error means the sender is gone, i.e. the state is dropped:
+            // also a reason to stop.
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
+    }
+
+    /// Tells every long-lived connection to close (first step of shutdown).
+    pub fn begin_close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Commits what is queued and stops the writers (last step of shutdown).
+    pub async fn flush_and_stop(&self) {
+        self.room.flush_and_stop().await;
+    }
+}
+
+/// A token that is easy to read off a projector and type on a laptop:
+/// three groups of four from an alphabet without look-alikes (no 0/O, 1/l).
+fn generate_token() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut token = String::with_capacity(14);
+    for i in 0..12 {
+        if i > 0 && i % 4 == 0 {
+            token.push('-');
+        }
+        token.push(ALPHABET[rand::random_range(0..ALPHABET.len())] as char);
+    }
+    token
+}
