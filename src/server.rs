@@ -27,12 +27,17 @@ pub fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(api::method_not_allowed))
 }
 
+/// A scope under which a malformed query string is the contract's JSON
+/// `400 bad_query`, not actix's plain-text error.
+pub fn api_scope(path: &str) -> actix_web::Scope {
+    web::scope(path).app_data(web::QueryConfig::default().error_handler(query_error))
+}
+
 /// Every route of the server. Each of a log's transports is one generic
 /// handler named with the log's [`Topic`](crate::transports::Topic) type.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope("/api")
-            .app_data(web::QueryConfig::default().error_handler(query_error))
+        api_scope("/api")
             // The chat.
             .service(
                 resource("/messages")

@@ -204,10 +204,14 @@ pub struct Ws {
 
 impl Ws {
     pub async fn connect(server: &Running, since: u64) -> Ws {
-        let (stream, response) =
-            tokio_tungstenite::connect_async(server.ws_url(&format!("/api/ws?since={since}")))
-                .await
-                .expect("websocket upgrade");
+        Ws::connect_url(&server.ws_url(&format!("/api/ws?since={since}"))).await
+    }
+
+    /// Connects to any WebSocket URL (another log's socket, say).
+    pub async fn connect_url(url: &str) -> Ws {
+        let (stream, response) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket upgrade");
         assert_eq!(response.status(), 101);
         Ws { stream }
     }
@@ -301,8 +305,13 @@ pub struct Sse {
 
 impl Sse {
     pub async fn connect(server: &Running, query: &str, last_event_id: Option<&str>) -> Sse {
+        Sse::connect_url(&server.url(&format!("/api/events{query}")), last_event_id).await
+    }
+
+    /// Opens any event stream URL (another log's stream, say).
+    pub async fn connect_url(url: &str, last_event_id: Option<&str>) -> Sse {
         let client = reqwest::Client::new();
-        let mut request = client.get(server.url(&format!("/api/events{query}")));
+        let mut request = client.get(url);
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
