@@ -17,22 +17,36 @@
 //!
 //! # Layout
 //!
-//! * [`room`] — the heart: the ordered log, cursors, waking waiting readers.
-//! * [`store`] — SQLite persistence: one writer thread, group commit.
-//! * [`message`] — the message, its validation, its pre-encoded wire forms.
-//! * [`transports`] — one thin adapter per transport:
-//!   [`polling`](transports::polling), [`long_poll`](transports::long_poll),
-//!   [`websocket`](transports::websocket), [`sse`](transports::sse), plus the
-//!   [`echo`](transports::echo) socket for playing with raw frames.
-//! * [`api`] — sending (`POST /api/messages`), stats, lab, health, and the
-//!   helpers every handler shares.
+//! From the bottom up — each module uses only modules above it in this
+//! list, never one below (no module imports one that imports it back):
+//!
+//! * [`config`] — command-line flags.
+//! * [`wire`] — what every log's entries share: a position and pre-encoded
+//!   bytes for each transport.
+//! * [`message`] — the chat message, its validation, its wire forms.
+//! * [`store`] — SQLite persistence of the messages: one writer thread,
+//!   group commit, resend keys.
+//! * [`log`] — the heart: an ordered log read by cursor, waking waiting
+//!   readers. Generic over its entries.
+//! * [`room`] — the chat room: the messages' log, kept by the store.
 //! * [`lab`] — the teacher's latency, jitter and outage switches.
 //! * [`limits`] — rate and connection limits per client address.
 //! * [`stats`] — the counters behind `/api/stats`.
 //! * [`error`] — every failure, mapped once to the contract's JSON.
+//! * [`state`] — the state every handler shares.
+//! * [`http`] — helpers every handler shares: JSON bodies, query numbers,
+//!   `Server-Timing`, `Origin`, `Authorization`.
+//! * [`transports`] — one thin adapter per transport, written once for any
+//!   log: [`polling`](transports::polling),
+//!   [`long_poll`](transports::long_poll),
+//!   [`websocket`](transports::websocket), [`sse`](transports::sse), their
+//!   shared [`feed`](transports::feed), plus the [`echo`](transports::echo)
+//!   socket for playing with raw frames.
+//! * [`chat`] — sending a message (one path for `POST` and the WebSocket),
+//!   and the room as a [`Topic`](transports::Topic) of the transports.
+//! * [`api`] — stats, lab, health: the endpoints that are not a log's.
 //! * [`pages`] — the HTML pages.
 //! * [`server`] — wiring, start and graceful stop.
-//! * [`config`] — command-line flags.
 
 pub mod api;
 pub mod chat;
