@@ -24,7 +24,9 @@ use tokio::time::Instant;
 
 use crate::lab::{Lab, OrderedDelay};
 use crate::log::{Entry, Log};
+use crate::state::AppState;
 use crate::store::StoreError;
+use crate::transports::Topic;
 
 /// Frames one connection may have waiting (read from the log but not yet
 /// written). Small on purpose: the log is the real queue.
@@ -64,6 +66,17 @@ pub struct Feed<E, F> {
 }
 
 impl<E: Entry, F> Feed<E, F> {
+    /// A feed of `topic`'s log, delayed by the server's lab, that will
+    /// deliver every entry after `since` as `frame` makes it.
+    pub fn of<T: Topic<Entry = E>>(
+        topic: &T,
+        state: &AppState,
+        since: u64,
+        frame: fn(&E) -> F,
+    ) -> Feed<E, F> {
+        Feed::new(topic.log().clone(), state.lab.clone(), since, frame)
+    }
+
     /// A feed that will deliver every entry after `since`.
     pub fn new(log: Log<E>, lab: Lab, since: u64, frame: fn(&E) -> F) -> Feed<E, F> {
         // Subscribe before the first read: nothing published from now on can

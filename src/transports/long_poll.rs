@@ -17,42 +17,31 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
-use crate::http::{ReadQuery, client_ip, query_number};
+use crate::http::{ReadQuery, query_number};
 use crate::message::Via;
-use crate::state::AppState;
-use crate::transports::{Topic, answer_after_lab};
+use crate::transports::{Reader, Topic, answer_after_lab, read_request};
 
 /// Hold when the client does not say (contract).
 pub const LONG_POLL_HOLD_DEFAULT: Duration = Duration::from_secs(25);
 
 /// `GET /api/longpoll?since=N&timeout=S` (and `GET /api/doc/longpoll`).
 pub async fn long_poll<T: Topic>(
-    req: HttpRequest,
     query: web::Query<ReadQuery>,
-    topic: web::Data<T>,
-    state: web::Data<AppState>,
+    reader: Reader<T>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = hold(&req, &query, topic.get_ref(), &state).await;
-    topic.stats(&state).of(Via::Longpoll).count(&result);
+    let result = hold(&query, &reader).await;
+    let (topic, state) = (reader.topic.get_ref(), reader.state.get_ref());
+    topic.stats(state).of(Via::Longpoll).count(&result);
     result
 }
 
-async fn hold<T: Topic>(
-    req: &HttpRequest,
-    query: &ReadQuery,
-    topic: &T,
-    state: &AppState,
-) -> Result<HttpResponse, ApiError> {
-    state.check_outage()?;
-    let since = query.since()?;
-    let limit = query.limit()?;
+async fn hold<T: Topic>(query: &ReadQuery, reader: &Reader<T>) -> Result<HttpResponse, ApiError> {
+    let (topic, state) = (reader.topic.get_ref(), reader.state.get_ref());
     let stats = topic.stats(state).of(Via::Longpoll);
-    if let Some(client) = query.client()? {
-        stats.seen_client(client);
-    }
+    let (since, limit) = read_request(query, state, stats)?;
     let timeout = query_number(
         "timeout",
         query.timeout.as_deref(),
@@ -63,7 +52,7 @@ async fn hold<T: Topic>(
     // A held poll occupies a slot until it is answered or the client goes
     // away (actix drops this future when the connection closes, which drops
     // the guards and frees the slot).
-    let _slot = state.acquire(&state.longpoll_slots, client_ip(req))?;
+    let _slot = state.acquire(&state.longpoll_slots, reader.peer.ip)?;
     let _held = stats.open_guard();
 
     let started = Instant::now();

@@ -37,14 +37,15 @@ pub mod polling;
 pub mod sse;
 pub mod websocket;
 
-use std::future::Future;
+use std::future::{Future, Ready, ready};
 use std::time::Duration;
 
-use actix_web::HttpResponse;
+use actix_web::dev::Payload;
 use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
-use crate::http::{Peer, json_response, server_timing, slice_body};
+use crate::http::{Peer, ReadQuery, json_response, server_timing, slice_body};
 use crate::log::{Entry, Log, Slice};
 use crate::state::AppState;
 use crate::stats::{TransportSet, TransportStats};
@@ -80,6 +81,56 @@ pub trait Topic: Send + Sync + 'static {
         peer: &Peer,
         frame: serde_json::Value,
     ) -> impl Future<Output = Result<String, ApiError>>;
+}
+
+/// What every transport's handler starts from: its log's topic, the
+/// server's shared state, and who is asking. An actix extractor, so a
+/// handler names it once instead of three parameters.
+pub struct Reader<T> {
+    /// The log being read, as registered with `app_data`.
+    pub topic: web::Data<T>,
+    /// The server's shared state.
+    pub state: web::Data<AppState>,
+    /// Who is on the other end.
+    pub peer: Peer,
+}
+
+impl<T: Topic> FromRequest for Reader<T> {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Reader<T>, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let topic = req.app_data::<web::Data<T>>().cloned();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        ready(match (topic, state) {
+            (Some(topic), Some(state)) => Ok(Reader {
+                topic,
+                state,
+                peer: Peer::of(req),
+            }),
+            // Only a route registered without its topic's app data gets
+            // here: a wiring mistake, found by the first request.
+            _ => Err(actix_web::error::ErrorInternalServerError(
+                "this log is not registered with the server",
+            )),
+        })
+    }
+}
+
+/// The start of both polling transports: refused in the lab's outage, the
+/// cursor and the page size read from the query, the asking tab noted for
+/// the stats. Returns `(since, limit)`.
+fn read_request(
+    query: &ReadQuery,
+    state: &AppState,
+    stats: &TransportStats,
+) -> Result<(u64, usize), ApiError> {
+    state.check_outage()?;
+    let (since, limit) = (query.since()?, query.limit()?);
+    if let Some(client) = query.client()? {
+        stats.seen_client(client);
+    }
+    Ok((since, limit))
 }
 
 /// The end of both polling transports: let the lab delay the answer (as if

@@ -20,44 +20,33 @@ use actix_web::{HttpResponse, web};
 use crate::error::ApiError;
 use crate::http::ReadQuery;
 use crate::message::Via;
-use crate::state::AppState;
-use crate::stats::TransportStats;
-use crate::transports::{Topic, answer_after_lab};
+use crate::transports::{Reader, Topic, answer_after_lab, read_request};
 
 /// `GET /api/messages?since=N&limit=L[&transport=interval|timeout&seq=K]`
 /// (and the same for any other log, e.g. `GET /api/doc/ops`).
 pub async fn poll<T: Topic>(
     query: web::Query<ReadQuery>,
-    topic: web::Data<T>,
-    state: web::Data<AppState>,
+    reader: Reader<T>,
 ) -> Result<HttpResponse, ApiError> {
+    let (topic, state) = (reader.topic.get_ref(), reader.state.get_ref());
     // Which page is asking decides only which counters move.
     let via = query
         .transport
         .as_deref()
         .and_then(Via::parse)
         .unwrap_or(Via::Api);
-    let stats = topic.stats(&state).of(via);
+    let stats = topic.stats(state).of(via);
     let _open = stats.open_guard();
-    let result = answer(&query, topic.get_ref(), &state, stats).await;
+    let result = async {
+        let (since, limit) = read_request(&query, state, stats)?;
+        let started = Instant::now();
+        let slice = topic.log().read_since(since, limit).await?;
+        // Measured before the lab's delay, which Server-Timing lists on
+        // its own.
+        let held = started.elapsed();
+        Ok(answer_after_lab::<T>(state, stats, Some(slice), held).await)
+    }
+    .await;
     stats.count(&result);
     result
-}
-
-async fn answer<T: Topic>(
-    query: &ReadQuery,
-    topic: &T,
-    state: &AppState,
-    stats: &TransportStats,
-) -> Result<HttpResponse, ApiError> {
-    state.check_outage()?;
-    let (since, limit) = (query.since()?, query.limit()?);
-    if let Some(client) = query.client()? {
-        stats.seen_client(client);
-    }
-    let started = Instant::now();
-    let slice = topic.log().read_since(since, limit).await?;
-    // Measured before the lab's delay, which Server-Timing lists on its own.
-    let held = started.elapsed();
-    Ok(answer_after_lab::<T>(state, stats, Some(slice), held).await)
 }

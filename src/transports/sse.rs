@@ -39,13 +39,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
-use crate::http::{ReadQuery, client_ip};
+use crate::http::ReadQuery;
 use crate::limits::ConnectionGuard;
 use crate::log::Entry;
 use crate::message::Via;
 use crate::state::AppState;
-use crate::transports::Topic;
 use crate::transports::feed::Feed;
+use crate::transports::{Reader, Topic};
 
 /// Events buffered between the stream's task and the socket writer.
 const CHANNEL_CAPACITY: usize = 16;
@@ -55,13 +55,13 @@ const CHANNEL_CAPACITY: usize = 16;
 pub async fn events<T: Topic>(
     req: HttpRequest,
     query: web::Query<ReadQuery>,
-    topic: web::Data<T>,
-    state: web::Data<AppState>,
+    reader: Reader<T>,
 ) -> Result<HttpResponse, ApiError> {
+    let Reader { topic, state, peer } = reader;
     let accepted = (|| -> Result<_, ApiError> {
         state.check_outage()?;
         let since = query.since_or_last_event_id(&req)?;
-        let slot = state.acquire(&state.sse_slots, client_ip(&req))?;
+        let slot = state.acquire(&state.sse_slots, peer.ip)?;
         Ok((since, slot))
     })();
     topic.stats(&state).of(Via::Sse).count(&accepted);
@@ -69,12 +69,7 @@ pub async fn events<T: Topic>(
 
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CAPACITY);
     let stream = EventStream {
-        feed: Feed::new(
-            topic.log().clone(),
-            state.lab.clone(),
-            since,
-            sse_event::<T::Entry>,
-        ),
+        feed: Feed::of(topic.get_ref(), &state, since, sse_event::<T::Entry>),
         topic: topic.into_inner(),
         state: state.into_inner(),
         tx,

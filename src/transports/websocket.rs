@@ -43,8 +43,8 @@ use crate::limits::ConnectionGuard;
 use crate::log::Entry;
 use crate::message::Via;
 use crate::state::AppState;
-use crate::transports::Topic;
 use crate::transports::feed::Feed;
+use crate::transports::{Reader, Topic};
 
 /// An upgraded WebSocket, checked and within its limits, ready for its
 /// connection task.
@@ -95,9 +95,9 @@ pub async fn websocket<T: Topic>(
     req: HttpRequest,
     body: web::Payload,
     query: web::Query<ReadQuery>,
-    topic: web::Data<T>,
-    state: web::Data<AppState>,
+    reader: Reader<T>,
 ) -> Result<HttpResponse, ApiError> {
+    let Reader { topic, state, peer } = reader;
     let accepted = query
         .since()
         .and_then(|since| Ok((since, accept(&req, body, &state)?)));
@@ -105,17 +105,12 @@ pub async fn websocket<T: Topic>(
     let (since, accepted) = accepted?;
 
     let connection = Connection {
-        feed: Feed::new(
-            topic.log().clone(),
-            state.lab.clone(),
-            since,
-            ws_frame::<T::Entry>,
-        ),
+        feed: Feed::of(topic.get_ref(), &state, since, ws_frame::<T::Entry>),
         topic: topic.into_inner(),
         state: state.into_inner(),
         session: accepted.session,
         last_heard: Instant::now(),
-        peer: Peer::of(&req),
+        peer,
     };
     actix_web::rt::spawn(connection.run(accepted.stream, accepted.slot));
     Ok(accepted.response)
