@@ -118,6 +118,20 @@ impl Api {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// POSTs any JSON body to `/api/messages` (extra fields such as `key`
+    /// included); returns the status and the JSON body.
+    pub async fn post_json(&self, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url("/api/messages"))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// POSTs a message that must be accepted; returns its id.
     pub async fn post_ok(&self, author: &str, text: &str) -> u64 {
         let (status, body) = self.post(author, text, None).await;
@@ -216,6 +230,15 @@ impl Ws {
         Ws { stream }
     }
 
+    /// Connects to any WebSocket path of the server (`/api/echo`, say).
+    pub async fn connect_path(server: &Running, path: &str) -> Ws {
+        let (stream, response) = tokio_tungstenite::connect_async(server.ws_url(path))
+            .await
+            .expect("websocket upgrade");
+        assert_eq!(response.status(), 101);
+        Ws { stream }
+    }
+
     /// Connects to a server known only by address (e.g. a spawned binary).
     pub async fn connect_to(addr: std::net::SocketAddr, since: u64) -> Ws {
         let (stream, _) =
@@ -284,6 +307,67 @@ impl Ws {
             }
         }
     }
+}
+
+impl Ws {
+    /// Like [`Ws::close_code`], but waits at most `patience` and says what
+    /// happened instead of panicking: `Ok(code)` for a close frame,
+    /// `Err(what)` if the connection stayed open or ended without one.
+    pub async fn close_code_within(&mut self, patience: Duration) -> Result<u16, String> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return Err(format!("still open after {patience:?}, no close frame")),
+                Ok(Some(Ok(WsMessage::Close(Some(frame))))) => return Ok(frame.code.into()),
+                Ok(Some(Ok(WsMessage::Close(None)))) => return Ok(1005),
+                Ok(Some(Ok(_))) => continue,
+                Ok(other) => return Err(format!("ended without a close frame: {other:?}")),
+            }
+        }
+    }
+}
+
+/// A WebSocket opened by hand on a raw TCP socket whose receive buffer is
+/// tiny, so a test can play a client that simply never reads: the upgrade
+/// request is written and the `101` head read byte by byte (nothing past
+/// it), then the socket is the test's to write frames on, or not.
+pub async fn raw_websocket(
+    addr: std::net::SocketAddr,
+    path: &str,
+    recv_buffer: u32,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(recv_buffer).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+/// A client-to-server frame (masked, as RFC 6455 requires of clients) with
+/// opcode `opcode` and a payload of at most 125 bytes.
+pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() <= 125, "short frames only");
+    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }
 
 /// One Server-Sent Event.
