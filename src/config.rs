@@ -169,6 +169,35 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The configuration of the server the teacher starts: the command line
+    /// and the `WEEBSOCKETS_*` environment. A mistake in either is a usage
+    /// error (status 2), with clap's explanation — and, when the bad value
+    /// came from the environment, the name of the variable, which clap
+    /// itself leaves out (it names only the flag).
+    pub fn from_command_line() -> Config {
+        // A value that is not UTF-8 cannot even be shown; clap would only
+        // say "invalid UTF-8 was detected in one or more arguments".
+        for (name, value) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("WEEBSOCKETS_") && value.to_str().is_none() {
+                eprintln!("error: the environment variable {name} is not valid UTF-8");
+                std::process::exit(2);
+            }
+        }
+        match Config::try_parse() {
+            Ok(config) => config,
+            Err(err) => {
+                if let Some(variable) = variable_behind(&err) {
+                    eprintln!(
+                        "error in the environment variable {variable} (set it to a valid value, \
+                         or unset it):"
+                    );
+                }
+                err.exit()
+            }
+        }
+    }
+
     /// A configuration for tests and benchmarks: an ephemeral port on
     /// loopback, an in-memory database, a known teacher token, two workers.
     pub fn for_tests() -> Config {
@@ -217,4 +246,26 @@ impl Config {
     pub fn send_timeout(&self) -> Duration {
         Duration::from_millis(self.send_timeout_ms)
     }
+}
+
+/// The environment variable that gave the value clap refused, if the
+/// refused flag was not on the command line but its variable is set.
+fn variable_behind(err: &clap::Error) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    let ContextValue::String(arg) = err.get(ContextKind::InvalidArg)? else {
+        return None;
+    };
+    // "--bind <BIND>" → "bind"
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let command = Config::command();
+    let variable = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_str()?
+        .to_owned();
+    let flag = format!("--{long}");
+    let on_command_line = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    (!on_command_line && std::env::var_os(&variable).is_some()).then_some(variable)
 }

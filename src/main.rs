@@ -4,7 +4,6 @@
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::process::ExitCode;
 
-use clap::Parser;
 use weebsockets::{AppState, Config};
 
 #[actix_web::main]
@@ -16,7 +15,7 @@ async fn main() -> ExitCode {
         )
         .init();
 
-    let config = Config::parse();
+    let config = Config::from_command_line();
     // Each connection is a file descriptor: make room for the class.
     let open_files = weebsockets::raise_open_files_limit();
     let listener = match TcpListener::bind(config.bind) {

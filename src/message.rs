@@ -141,7 +141,7 @@ pub enum InvalidMessage {
     #[error("via must be one of interval, timeout, longpoll, websocket, sse, api")]
     UnknownVia,
     /// `key` is empty, too long, or not printable ASCII.
-    #[error("key must be 1 to {MAX_KEY_CHARS} printable ASCII characters (U+0021 to U+007E)")]
+    #[error("key must be 1 to {MAX_KEY_CHARS} printable ASCII characters (U+0020 to U+007E)")]
     Key,
 }
 
@@ -180,10 +180,12 @@ impl NewMessage {
         key: Option<&str>,
         max_text: usize,
     ) -> Result<NewMessage, InvalidMessage> {
-        // Printable ASCII without the space: a key is an opaque token a
-        // program made up, never text a person typed.
+        // Printable ASCII (U+0020 to U+007E): a key is a token a program
+        // made up, and its bytes are its characters.
         if key.is_some_and(|k| {
-            k.is_empty() || k.len() > MAX_KEY_CHARS || !k.bytes().all(|b| b.is_ascii_graphic())
+            k.is_empty()
+                || k.len() > MAX_KEY_CHARS
+                || !k.bytes().all(|b| (b' '..=b'~').contains(&b))
         }) {
             return Err(InvalidMessage::Key);
         }
@@ -345,7 +347,8 @@ mod tests {
         };
         assert_eq!(ok("c-1").unwrap().key.as_deref(), Some("c-1"));
         assert!(ok(&"k".repeat(64)).is_ok());
-        for bad in ["", " ", "a b", "ü", "a\u{7f}", &"k".repeat(65)] {
+        assert!(ok("a b").is_ok(), "the space is printable");
+        for bad in ["", "ü", "a\u{7f}", "a\tb", &"k".repeat(65)] {
             assert_eq!(ok(bad).unwrap_err().code(), "invalid_key", "{bad:?}");
         }
     }

@@ -61,6 +61,9 @@ pub struct Feed<E, F> {
     /// Frames read but not yet written, in order.
     pending: VecDeque<Waiting<F>>,
     delay: OrderedDelay,
+    /// When a frame was last queued: an idle stream's keep-alive is due a
+    /// while after this.
+    last_queued: Instant,
     /// How an entry becomes a frame of this transport.
     frame: fn(&E) -> F,
 }
@@ -90,6 +93,7 @@ impl<E: Entry, F> Feed<E, F> {
             latest,
             pending: VecDeque::new(),
             delay: OrderedDelay::default(),
+            last_queued: Instant::now(),
             frame,
         }
     }
@@ -111,10 +115,12 @@ impl<E: Entry, F> Feed<E, F> {
         self.pending.len() < MAX_PENDING
     }
 
-    /// True when there is nothing to send and nothing left to read: the
-    /// moment for a keep-alive.
-    pub fn is_idle(&self) -> bool {
-        self.caught_up && self.pending.is_empty()
+    /// When a frame (entry or control) was last queued. Counted from the
+    /// queueing, not the sending: with the lab's latency a queued frame is
+    /// sent seconds later, and counting from the send would make a stream
+    /// look idle while its keep-alive is still waiting.
+    pub fn last_queued(&self) -> Instant {
+        self.last_queued
     }
 
     /// Waits until there is something to do: entries to read, or a frame
@@ -169,6 +175,7 @@ impl<E: Entry, F> Feed<E, F> {
     }
 
     fn queue(&mut self, frame: F, is_entry: bool) {
+        self.last_queued = Instant::now();
         let due = self.delay.due(&self.lab);
         self.pending.push_back(Waiting {
             due,

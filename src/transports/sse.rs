@@ -36,7 +36,6 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use crate::error::ApiError;
 use crate::http::ReadQuery;
@@ -118,17 +117,13 @@ impl<T: Topic> EventStream<T> {
         let closing = state.closing();
         let outage = state.lab.outage_started();
         tokio::pin!(closing, outage);
-        // When the stream last had something to say (queued, not sent: with
-        // the lab's latency a queued keep-alive is sent seconds later, and
-        // counting from the send would queue another on every turn).
-        let mut last_activity = Instant::now();
 
         loop {
-            match self.flush().await {
-                Ok(true) => last_activity = Instant::now(),
-                Ok(false) => {}
-                Err(()) => break,
+            if self.flush().await.is_err() {
+                break;
             }
+            let keepalive_due = self.feed.last_queued() + keepalive;
+            let room_for_keepalive = self.feed.has_room();
             tokio::select! {
                 biased;
                 // Ending the body ends the response; EventSource reconnects
@@ -144,27 +139,25 @@ impl<T: Topic> EventStream<T> {
                     }
                 }
                 // Idle: a comment line keeps proxies from timing the stream
-                // out, and fails fast if the client vanished. Only when
-                // nothing else is waiting, so there is never more than one.
-                _ = tokio::time::sleep_until(last_activity + keepalive), if self.feed.is_idle() => {
+                // out, and fails fast if the client vanished. Due a
+                // keep-alive interval after the last frame was *queued*
+                // (see Feed::last_queued), so there is one per interval
+                // whatever the lab delays, and never more than fit the feed.
+                _ = tokio::time::sleep_until(keepalive_due), if room_for_keepalive => {
                     self.feed.push(Bytes::from_static(KEEP_ALIVE));
-                    last_activity = Instant::now();
                 }
             }
         }
     }
 
-    /// Sends every due event; `Ok(true)` if anything was sent, `Err` when
-    /// the stream must end.
-    async fn flush(&mut self) -> Result<bool, ()> {
+    /// Sends every due event; `Err` when the stream must end.
+    async fn flush(&mut self) -> Result<(), ()> {
         let stats = self.topic.stats(&self.state).of(Via::Sse);
         let send_timeout = self.state.config.send_timeout();
-        let mut sent = false;
         while let Some(out) = self.feed.pop_due() {
             let len = out.frame.len();
             match tokio::time::timeout(send_timeout, self.tx.send(out.frame)).await {
                 Ok(Ok(())) => {
-                    sent = true;
                     if out.is_entry {
                         stats.delivered(1, len);
                     } else {
@@ -181,6 +174,6 @@ impl<T: Topic> EventStream<T> {
                 }
             }
         }
-        Ok(sent)
+        Ok(())
     }
 }
