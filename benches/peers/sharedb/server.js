@@ -633,7 +633,14 @@ wss.on('connection', (ws, req) => {
 
   ws.on('message', (data, isBinary) => {
     stats.transports.websocket.frames_in++;
-    turn = turn.then(() => takeFrame(data, isBinary));
+    // The catch keeps the chain alive: one frame that fails in an unexpected
+    // way must not silently swallow every frame after it.
+    turn = turn
+      .then(() => takeFrame(data, isBinary))
+      .catch((err) => {
+        console.error(`websocket frame: ${err.stack ?? err}`);
+        sendError(undefined, new ApiError(500, 'internal', 'something went wrong on the server'));
+      });
   });
 
   async function takeFrame(data, isBinary) {
