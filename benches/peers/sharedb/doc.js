@@ -8,7 +8,7 @@
 //   - ops go in and come out through ops.js (format conversion);
 //   - `(client, seq)` resends are answered from a small map (ShareDB's own
 //     src/seq check only catches a resend made at a version before the
-//     original, see `submit`);
+//     original, see `#submitToShareDB`);
 //   - ShareDB's errors become the contract's codes.
 //
 // rev and version. A ShareDB document does not exist at version 0; the op
