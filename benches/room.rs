@@ -40,7 +40,7 @@ use tokio::task::JoinSet;
 use weebsockets::config::SyncMode;
 use weebsockets::message::{NewMessage, Via};
 use weebsockets::room::Room;
-use weebsockets::store::Store;
+use weebsockets::store::Database;
 
 mod common;
 use common::{Countdown, Tracker};
@@ -64,13 +64,13 @@ fn message(text: &str) -> NewMessage {
 
 /// A room over a temp-file SQLite database with `synchronous=FULL`.
 fn durable_room(dir: &Path, window: usize) -> Room {
-    let store = Store::open(&dir.join("room.db"), SyncMode::Full).expect("database opens");
+    let store = Database::open(&dir.join("room.db"), SyncMode::Full).expect("database opens");
     Room::open(store, window, WRITE_QUEUE).expect("room opens")
 }
 
 /// A room over an in-memory database (appends cost no fsync).
 fn memory_room() -> Room {
-    let store = Store::open(Path::new(":memory:"), SyncMode::Full).expect("database opens");
+    let store = Database::open(Path::new(":memory:"), SyncMode::Full).expect("database opens");
     Room::open(store, 10_000, WRITE_QUEUE).expect("room opens")
 }
 

@@ -24,11 +24,12 @@
 //! * [`wire`] — what every log's entries share: a position and pre-encoded
 //!   bytes for each transport.
 //! * [`message`] — the chat message, its validation, its wire forms.
-//! * [`store`] — SQLite persistence of the messages: one writer thread,
-//!   group commit, resend keys.
+//! * [`store`] — SQLite persistence that every log shares: one writer
+//!   thread per log, group commit, a read-only connection for old entries.
 //! * [`log`] — the heart: an ordered log read by cursor, waking waiting
 //!   readers. Generic over its entries.
-//! * [`room`] — the chat room: the messages' log, kept by the store.
+//! * [`room`] — the chat room: the messages' log, their table and writer
+//!   (with resend keys).
 //! * [`lab`] — the teacher's latency, jitter and outage switches.
 //! * [`limits`] — rate and connection limits per client address.
 //! * [`stats`] — the counters behind `/api/stats`.

@@ -17,7 +17,7 @@ use crate::lab::Lab;
 use crate::limits::{ConnectionGuard, ConnectionLimiter, RateLimiter};
 use crate::room::Room;
 use crate::stats::Stats;
-use crate::store::{Store, StoreError};
+use crate::store::{Database, StoreError};
 
 /// Everything a handler may need, shared by all workers (actix wraps it in
 /// an `Arc` as `web::Data<AppState>`).
@@ -48,8 +48,8 @@ pub struct AppState {
 impl AppState {
     /// Opens the store, loads the room and sets up the limits.
     pub fn open(config: Config) -> Result<AppState, StoreError> {
-        let store = Store::open(&config.db, config.sync)?;
-        let room = Room::open(store, config.memory_window, config.write_queue)?;
+        let db = Database::open(&config.db, config.sync)?;
+        let room = Room::open(db, config.memory_window, config.write_queue)?;
         let teacher_token = config
             .teacher_token
             .clone()

@@ -1,60 +1,54 @@
-//! Persistence: the message log in SQLite, written by one thread with group
-//! commit.
+//! Persistence: each log in SQLite, written by one thread with group
+//! commit. This module is the part every log shares — opening the
+//! database, the writer thread and its batches, the read-only connection
+//! for old entries; what a log stores, and how, is its owner's
+//! [`Writer`] (the chat's in `room.rs`, the document's in `doc.rs`).
 //!
 //! # Why one writer thread
 //!
 //! SQLite calls block: a commit waits for the disk (`fsync`). Doing that on
-//! an async worker would stall every connection that worker serves. So the
-//! store owns a plain OS thread, the *writer*, and handlers talk to it over a
-//! channel: they send a validated [`NewMessage`] and `.await` a oneshot reply.
+//! an async worker would stall every connection that worker serves. So each
+//! log's store owns a plain OS thread, the *writer*, and handlers talk to it
+//! over a channel: they send a job (a validated message, an operation) and
+//! `.await` a oneshot reply.
 //!
 //! # Why group commit
 //!
-//! While the writer is busy with one commit, more messages queue up. The
-//! writer takes *all* of them (up to [`MAX_BATCH`]) into the next
-//! transaction, so 200 messages arriving together cost one `fsync`, not 200.
-//! Nobody waits longer than one commit for their batch to start.
+//! While the writer is busy with one commit, more jobs queue up. The writer
+//! takes *all* of them (up to [`MAX_BATCH`]) into the next transaction, so
+//! 200 messages arriving together cost one `fsync`, not 200. Nobody waits
+//! longer than one commit for their batch to start.
 //!
-//! # Why the writer assigns ids
+//! # Why the writer assigns positions
 //!
-//! Ids are handed out inside the transaction and only kept when the commit
-//! succeeds. A failed commit gives its ids back, so the contract holds: ids
-//! have no gaps, a rejected message takes no id, and (because the next id is
-//! read from the table at start) ids are never reused after a crash. Only
-//! after the commit does the writer *publish* the batch to the room, so
-//! readers never see a message that is not yet durable.
-//!
-//! # Why the writer recognises resends
-//!
-//! A page whose `POST` timed out cannot know whether the message was stored;
-//! it sends it again with the same `key`. Checking "is this key stored
-//! already?" and then inserting must happen as one step, or two copies sent
-//! at the same moment would both see "no" and both be stored. The writer is
-//! the one place where appends happen one after another, so the check lives
-//! here: the writer keeps the keys of the newest [`KEYS_REMEMBERED`]
-//! messages in memory (loaded from the table at start, so a resend after a
-//! restart is recognised too) and answers a repeat with the message stored
-//! the first time.
+//! Ids and revisions are handed out inside the transaction and only kept
+//! when the commit succeeds. A failed commit gives them back, so the
+//! contract holds: positions have no gaps, a rejected entry takes none, and
+//! (because the next one is read from the table at start) none is reused
+//! after a crash. Only after the commit does the writer *publish* the batch
+//! to its log, so readers never see an entry that is not yet durable.
+//! Being the one place where appends happen one after another, the writer
+//! is also where a resend is recognised: "is it stored already?" and "store
+//! it" must be one step.
 
-use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::SyncMode;
-use crate::message::{Message, NewMessage, StoredMessage, Via};
 
-/// Most messages one transaction takes. Bounds the work (and latency) of one
+/// Most jobs one transaction takes. Bounds the work (and latency) of one
 /// commit under a flood; ordinary classroom traffic never comes near it.
 pub const MAX_BATCH: usize = 1024;
 
-/// Resend keys are recognised for (at least) the newest this many messages
-/// (contract v2).
-pub const KEYS_REMEMBERED: u64 = 10_000;
+/// How long a connection waits for another one's write to finish before
+/// giving up. Each log has its own writer connection to the one database
+/// file, and SQLite lets one write at a time; commits take milliseconds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Store failures. They reach clients as `500 store_failed` (or `503` while
 /// the server is shutting down), with a plain sentence: the details, which
@@ -65,52 +59,29 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// The writer thread has stopped (the server is shutting down).
-    #[error("the message store is shutting down")]
+    #[error("the store is shutting down")]
     Closed,
-    /// Too many messages are already waiting for the writer.
-    #[error("the message store is busy")]
+    /// Too many jobs are already waiting for the writer.
+    #[error("the store is busy")]
     Busy,
     /// A commit failed; the whole batch was refused.
-    #[error("could not store the message: {0}")]
+    #[error("could not store: {0}")]
     Write(String),
     /// A thread or blocking task could not run.
     #[error("database task failed: {0}")]
     Task(String),
 }
 
-/// What an append did.
-#[derive(Debug, Clone)]
-pub struct Appended {
-    /// The message as stored, id assigned.
-    pub message: Arc<StoredMessage>,
-    /// False when the message was a resend: its key was stored already, and
-    /// `message` is what was stored the first time.
-    pub created: bool,
-}
-
-/// The writer's answer to one append.
-type Reply = oneshot::Sender<Result<Appended, StoreError>>;
-
-/// What the writer is asked to do.
-enum Command {
-    /// Store this message (unless it is a resend) and reply with it.
-    Append(NewMessage, Reply),
-    /// Finish what is queued, then stop.
-    Stop(oneshot::Sender<()>),
-}
-
-/// The database, opened and checked, before the writer starts.
-pub struct Store {
+/// One SQLite database, opened and set up, before its writer starts.
+pub struct Database {
     conn: Connection,
     path: Option<PathBuf>,
-    last_id: u64,
-    keys: Keys,
 }
 
-impl Store {
+impl Database {
     /// Opens (creating if needed) the database at `path`, or an in-memory
-    /// one for `:memory:`, and creates the schema on first start.
-    pub fn open(path: &Path, sync: SyncMode) -> Result<Store, StoreError> {
+    /// one for `:memory:`.
+    pub fn open(path: &Path, sync: SyncMode) -> Result<Database, StoreError> {
         let in_memory = path.as_os_str() == ":memory:";
         let conn = if in_memory {
             Connection::open_in_memory()?
@@ -128,33 +99,17 @@ impl Store {
                 SyncMode::Normal => "NORMAL",
             },
         )?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS messages (
-                 id      INTEGER PRIMARY KEY,
-                 author  TEXT    NOT NULL,
-                 text    TEXT    NOT NULL,
-                 sent_at INTEGER NOT NULL,
-                 via     TEXT    NOT NULL,
-                 key     TEXT
-             ) STRICT;",
-        )?;
-        // A database made before resend keys existed lacks the column.
-        let has_key: bool = conn.query_row(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'key'",
-            [],
-            |row| row.get(0),
-        )?;
-        if !has_key {
-            conn.execute_batch("ALTER TABLE messages ADD COLUMN key TEXT;")?;
-        }
-        let last_id = max_id(&conn)?;
-        let keys = Keys::load(&conn, last_id)?;
-        Ok(Store {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(Database {
             conn,
             path: (!in_memory).then(|| path.to_owned()),
-            last_id,
-            keys,
         })
+    }
+
+    /// The connection, for creating tables and loading what a log keeps
+    /// in memory before its writer starts.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// True for a `:memory:` database.
@@ -162,22 +117,9 @@ impl Store {
         self.path.is_none()
     }
 
-    /// The newest stored id (0 for an empty log).
-    pub fn last_id(&self) -> u64 {
-        self.last_id
-    }
-
-    /// The newest `count` messages, oldest first: what the room keeps in
-    /// memory after a restart.
-    pub fn recent(&self, count: usize) -> Result<Vec<Message>, StoreError> {
-        let since = self.last_id.saturating_sub(count as u64);
-        read_range(&self.conn, since, count)
-    }
-
     /// A second, read-only connection, for readers that are further behind
-    /// than the room's memory window. `None` for an in-memory database,
-    /// which cannot be opened twice (the room then keeps the whole log in
-    /// memory instead).
+    /// than a log's memory window. `None` for an in-memory database, which
+    /// cannot be opened twice (its log then keeps everything in memory).
     pub fn reader(&self) -> Result<Option<Reader>, StoreError> {
         let Some(path) = &self.path else {
             return Ok(None);
@@ -186,73 +128,121 @@ impl Store {
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         Ok(Some(Reader {
             conn: Arc::new(Mutex::new(conn)),
         }))
     }
 
-    /// Starts the writer thread. `publish` is called on that thread after
-    /// each successful commit, with the batch in id order.
-    pub fn start(
+    /// Starts the writer thread `name`, which owns this connection from now
+    /// on and runs `writer` on every batch. At most `queue` jobs wait.
+    pub fn start<W: Writer>(
         self,
+        name: &str,
         queue: usize,
-        publish: impl Fn(&[Arc<StoredMessage>]) + Send + 'static,
-    ) -> Result<StoreHandle, StoreError> {
+        writer: W,
+    ) -> Result<WriterHandle<W>, StoreError> {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        let writer = Writer {
-            conn: self.conn,
-            next_id: self.last_id + 1,
-            keys: self.keys,
-        };
+        let conn = self.conn;
         let thread = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer.run(rx, publish))
+            .name(name.into())
+            .spawn(move || run(conn, writer, rx))
             .map_err(|e| StoreError::Task(e.to_string()))?;
-        Ok(StoreHandle {
+        Ok(WriterHandle {
             tx,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
 }
 
-/// Reads old messages from disk (see [`Store::reader`]); cheap to clone.
-#[derive(Clone)]
-pub struct Reader {
-    conn: Arc<Mutex<Connection>>,
+/// What a log's writer does with a batch: everything that must happen in
+/// one place, one batch after another.
+pub trait Writer: Send + 'static {
+    /// One thing to store (a validated message, an operation).
+    type Job: Send + 'static;
+    /// What its sender hears back once it is stored.
+    type Done: Send + 'static;
+
+    /// Stores `jobs` in one transaction and — only after the commit —
+    /// publishes them to the log. Returns one answer per job, in order. If
+    /// the commit fails, nothing of the batch may be kept (positions given
+    /// back, memory state unchanged) and every answer is an error.
+    fn commit(
+        &mut self,
+        conn: &mut Connection,
+        jobs: Vec<Self::Job>,
+    ) -> Vec<Result<Self::Done, StoreError>>;
 }
 
-impl Reader {
-    /// Messages with `id > since`, oldest first, at most `limit`. Runs on
-    /// tokio's blocking pool: SQLite calls block.
-    pub async fn read_since(&self, since: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // unwrap: the lock is only poisoned if a reader panicked, which
-            // read_range does not do.
-            let conn = conn.lock().unwrap();
-            read_range(&conn, since, limit)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+/// What the writer thread is asked to do.
+enum Command<W: Writer> {
+    /// Store this and answer on the oneshot.
+    Store(W::Job, oneshot::Sender<Result<W::Done, StoreError>>),
+    /// Finish what is queued, then stop.
+    Stop(oneshot::Sender<()>),
+}
+
+/// The writer thread: take a batch, commit it, answer; until told to stop.
+fn run<W: Writer>(mut conn: Connection, mut writer: W, mut rx: mpsc::Receiver<Command<W>>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
+    let mut stop = None;
+    // blocking_recv parks this OS thread until work arrives: no busy loop.
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        // Group commit: everything already waiting joins this transaction.
+        while let Some(command) = next.take() {
+            match command {
+                Command::Store(job, reply) => {
+                    jobs.push(job);
+                    replies.push(reply);
+                }
+                Command::Stop(done) => {
+                    stop = Some(done);
+                    break;
+                }
+            }
+            if jobs.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !jobs.is_empty() {
+            let answers = writer.commit(&mut conn, std::mem::take(&mut jobs));
+            debug_assert_eq!(answers.len(), replies.len(), "one answer per job");
+            for (reply, answer) in replies.drain(..).zip(answers) {
+                let _ = reply.send(answer);
+            }
+        }
+        if let Some(done) = stop.take() {
+            let _ = done.send(());
+            return;
+        }
     }
 }
 
-/// A cheap-to-clone handle to the running store.
-#[derive(Clone)]
-pub struct StoreHandle {
-    tx: mpsc::Sender<Command>,
+/// A cheap-to-clone handle to a running writer.
+pub struct WriterHandle<W: Writer> {
+    tx: mpsc::Sender<Command<W>>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
-impl StoreHandle {
-    /// Queues `msg` for the writer and waits until it is committed (or
-    /// recognised as a resend of a stored message).
-    pub async fn append(&self, msg: NewMessage) -> Result<Appended, StoreError> {
+impl<W: Writer> Clone for WriterHandle<W> {
+    fn clone(&self) -> Self {
+        WriterHandle {
+            tx: self.tx.clone(),
+            thread: Arc::clone(&self.thread),
+        }
+    }
+}
+
+impl<W: Writer> WriterHandle<W> {
+    /// Queues `job` for the writer and waits until it is committed.
+    pub async fn submit(&self, job: W::Job) -> Result<W::Done, StoreError> {
         let (reply, answer) = oneshot::channel();
         // try_send, not send().await: a full queue is answered at once with
         // 503 instead of piling up waiting requests.
         self.tx
-            .try_send(Command::Append(msg, reply))
+            .try_send(Command::Store(job, reply))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => StoreError::Busy,
                 mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
@@ -275,249 +265,41 @@ impl StoreHandle {
     }
 }
 
-/// The writer thread's state: the only connection that writes.
-struct Writer {
-    conn: Connection,
-    /// The id the next stored message gets.
-    next_id: u64,
-    /// Resend keys of the newest messages.
-    keys: Keys,
+/// Reads old entries from disk (see [`Database::reader`]); cheap to clone.
+#[derive(Clone)]
+pub struct Reader {
+    conn: Arc<Mutex<Connection>>,
 }
 
-/// One append of a batch, once the writer has looked at its key.
-enum Slot {
-    /// A new message: gets the next id.
-    New(NewMessage, Reply),
-    /// A resend of a message stored before this batch.
-    Stored(Arc<StoredMessage>, Reply),
-    /// A resend of the `n`th new message of this same batch.
-    Earlier(usize, Reply),
-}
-
-impl Writer {
-    /// Take a batch, commit it, publish it, reply; until told to stop.
-    fn run(mut self, mut rx: mpsc::Receiver<Command>, publish: impl Fn(&[Arc<StoredMessage>])) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        let mut stop = None;
-        // blocking_recv parks this OS thread until work arrives: no busy loop.
-        while let Some(first) = rx.blocking_recv() {
-            let mut next = Some(first);
-            // Group commit: everything already waiting joins this transaction.
-            while let Some(cmd) = next.take() {
-                match cmd {
-                    Command::Append(msg, reply) => batch.push((msg, reply)),
-                    Command::Stop(done) => {
-                        stop = Some(done);
-                        break;
-                    }
-                }
-                if batch.len() < MAX_BATCH {
-                    next = rx.try_recv().ok();
-                }
-            }
-            if !batch.is_empty() {
-                self.commit(batch.drain(..), &publish);
-            }
-            if let Some(done) = stop.take() {
-                let _ = done.send(());
-                return;
-            }
-        }
-    }
-
-    /// Commits one batch: resends are answered with what was stored before,
-    /// new messages get consecutive ids in one transaction.
-    fn commit(
-        &mut self,
-        batch: impl Iterator<Item = (NewMessage, Reply)>,
-        publish: &impl Fn(&[Arc<StoredMessage>]),
-    ) {
-        // Sort out the resends first. A key seen earlier in this same batch
-        // is a resend too: the two copies arrived in one group commit.
-        let mut in_batch: HashMap<(String, String), usize> = HashMap::new();
-        let mut new = 0;
-        let slots: Vec<Slot> = batch
-            .map(|(msg, reply)| {
-                let Some(key) = msg.key.clone() else {
-                    new += 1;
-                    return Slot::New(msg, reply);
-                };
-                if let Some(stored) = self.keys.get(&msg.author, &key) {
-                    return Slot::Stored(stored, reply);
-                }
-                let author_key = (msg.author.clone(), key);
-                if let Some(&earlier) = in_batch.get(&author_key) {
-                    return Slot::Earlier(earlier, reply);
-                }
-                in_batch.insert(author_key, new);
-                new += 1;
-                Slot::New(msg, reply)
-            })
-            .collect();
-
-        let sent_at = now_ms();
-        let first_id = self.next_id;
-        let result = (|| -> Result<(), rusqlite::Error> {
-            let tx = self.conn.transaction()?;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO messages (id, author, text, sent_at, via, key) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?;
-                let new_messages = slots.iter().filter_map(|slot| match slot {
-                    Slot::New(msg, _) => Some(msg),
-                    _ => None,
-                });
-                for (offset, msg) in new_messages.enumerate() {
-                    insert.execute(params![
-                        (first_id + offset as u64) as i64,
-                        msg.author,
-                        msg.text,
-                        sent_at as i64,
-                        msg.via.as_str(),
-                        msg.key,
-                    ])?;
-                }
-            }
-            tx.commit()
-        })();
-
-        if let Err(err) = result {
-            tracing::error!(%err, "commit failed; the batch is refused and its ids reused");
-            // Re-read the newest id rather than trusting our counter: if the
-            // commit did reach the disk after all, its ids must not be reused.
-            if let Ok(last) = max_id(&self.conn) {
-                self.next_id = last + 1;
-            }
-            let text = err.to_string();
-            for slot in slots {
-                let reply = match slot {
-                    Slot::New(_, reply) | Slot::Stored(_, reply) | Slot::Earlier(_, reply) => reply,
-                };
-                let _ = reply.send(Err(StoreError::Write(text.clone())));
-            }
-            return;
-        }
-
-        let mut stored = Vec::with_capacity(new);
-        let mut replies = Vec::with_capacity(slots.len());
-        for slot in slots {
-            match slot {
-                Slot::New(msg, reply) => {
-                    let message = Arc::new(StoredMessage::new(Message {
-                        id: first_id + stored.len() as u64,
-                        author: msg.author,
-                        text: msg.text,
-                        sent_at,
-                        via: msg.via,
-                    }));
-                    if let Some(key) = msg.key {
-                        self.keys.insert(key, Arc::clone(&message));
-                    }
-                    replies.push((reply, stored.len(), true));
-                    stored.push(message);
-                }
-                Slot::Earlier(n, reply) => replies.push((reply, n, false)),
-                Slot::Stored(message, reply) => {
-                    let _ = reply.send(Ok(Appended {
-                        message,
-                        created: false,
-                    }));
-                }
-            }
-        }
-        self.next_id += stored.len() as u64;
-        self.keys
-            .forget_before(self.next_id.saturating_sub(KEYS_REMEMBERED));
-        // Publish before replying: once a sender hears its id, every reader
-        // can already see the message (read-your-writes).
-        publish(&stored);
-        for (reply, n, created) in replies {
-            let _ = reply.send(Ok(Appended {
-                message: Arc::clone(&stored[n]),
-                created,
-            }));
-        }
+impl Reader {
+    /// Runs `read` on the read-only connection, on tokio's blocking pool:
+    /// SQLite calls block.
+    pub async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // unwrap: the lock is only poisoned if a reader panicked; the
+            // readers only run SQLite queries, which return errors instead.
+            let conn = conn.lock().unwrap();
+            read(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(StoreError::from)
     }
 }
 
-/// The resend keys of the newest messages: `(author, key)` → the message.
-#[derive(Default)]
-struct Keys {
-    by_key: HashMap<(String, String), Arc<StoredMessage>>,
-    /// The same entries in id order, to forget the oldest.
-    order: VecDeque<(u64, (String, String))>,
-}
-
-impl Keys {
-    /// The keys of the newest [`KEYS_REMEMBERED`] messages in the table.
-    fn load(conn: &Connection, last_id: u64) -> Result<Keys, StoreError> {
-        let mut keys = Keys::default();
-        let mut stmt = conn.prepare(
-            "SELECT id, author, text, sent_at, via, key FROM messages \
-             WHERE id > ?1 AND key IS NOT NULL ORDER BY id",
-        )?;
-        let since = last_id.saturating_sub(KEYS_REMEMBERED) as i64;
-        let rows = stmt.query_map([since], |row| Ok((message_from_row(row)?, row.get(5)?)))?;
-        for row in rows {
-            let (message, key): (Message, String) = row?;
-            keys.insert(key, Arc::new(StoredMessage::new(message)));
-        }
-        Ok(keys)
-    }
-
-    fn get(&self, author: &str, key: &str) -> Option<Arc<StoredMessage>> {
-        // A tuple of Strings cannot be looked up by (&str, &str) without
-        // allocating; two small allocations per keyed send are fine.
-        self.by_key
-            .get(&(author.to_owned(), key.to_owned()))
-            .cloned()
-    }
-
-    fn insert(&mut self, key: String, message: Arc<StoredMessage>) {
-        let author_key = (message.message.author.clone(), key);
-        self.order.push_back((message.id(), author_key.clone()));
-        self.by_key.insert(author_key, message);
-    }
-
-    /// Forgets the keys of messages with an id below `first_kept`.
-    fn forget_before(&mut self, first_kept: u64) {
-        while self.order.front().is_some_and(|(id, _)| *id < first_kept) {
-            if let Some((_, author_key)) = self.order.pop_front() {
-                self.by_key.remove(&author_key);
-            }
-        }
-    }
-}
-
-fn max_id(conn: &Connection) -> Result<u64, StoreError> {
-    let max: Option<i64> = conn
-        .query_row("SELECT MAX(id) FROM messages", [], |row| row.get(0))
-        .optional()?
-        .flatten();
-    Ok(max.unwrap_or(0) as u64)
-}
-
-fn read_range(conn: &Connection, since: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, author, text, sent_at, via FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2",
-    )?;
-    // SQLite integers are i64; ids beyond i64::MAX cannot exist in the table.
-    let since = i64::try_from(since).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![since, limit as i64], message_from_row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
-/// A row that starts `id, author, text, sent_at, via`.
-fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
-    let via: String = row.get(4)?;
-    Ok(Message {
-        id: row.get::<_, i64>(0)? as u64,
-        author: row.get(1)?,
-        text: row.get(2)?,
-        sent_at: row.get::<_, i64>(3)? as u64,
-        via: Via::parse(&via).unwrap_or(Via::Api),
-    })
+/// The answers for a batch whose commit failed: the same error for every
+/// job (logged once here; clients get a plain sentence).
+pub fn refuse_all<D>(count: usize, err: &rusqlite::Error) -> Vec<Result<D, StoreError>> {
+    tracing::error!(%err, "commit failed; the batch is refused and its positions reused");
+    let text = err.to_string();
+    (0..count)
+        .map(|_| Err(StoreError::Write(text.clone())))
+        .collect()
 }
 
 /// Milliseconds since the Unix epoch, by the server's clock.

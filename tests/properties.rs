@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use weebsockets::config::SyncMode;
 use weebsockets::message::{MAX_AUTHOR_CHARS, MAX_TEXT_CHARS, NewMessage, Via};
 use weebsockets::room::Room;
-use weebsockets::store::Store;
+use weebsockets::store::Database;
 
 fn forbidden(c: char) -> bool {
     c.is_control() && !matches!(c, '\n' | '\r' | '\t')
@@ -78,7 +78,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            let store = Store::open(&dir.path().join("p.db"), SyncMode::Normal).unwrap();
+            let store = Database::open(&dir.path().join("p.db"), SyncMode::Normal).unwrap();
             let room = Room::open(store, window, 1000).unwrap();
             let mut last = 0u64;
             let mut cursor = 0u64;
