@@ -5,18 +5,18 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::http::{bearer_token, json_response, read_json};
+use crate::http::{json_response, read_json, teacher_token_matches};
 use crate::lab::LabChange;
 use crate::state::AppState;
 
 /// `GET /api/stats`.
 pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
-    let mut snapshot = serde_json::to_value(state.stats.snapshot(state.room.last_id()))
-        // unwrap: the snapshot is plain data.
-        .unwrap();
+    let mut snapshot =
+        serde_json::to_value(state.stats.snapshot(state.room.last_id(), state.doc.rev()))
+            // unwrap: the snapshot is plain data.
+            .unwrap();
     // The lab's state rides along so the dashboard needs one request, not two.
     snapshot["lab"] = serde_json::to_value(state.lab.settings()).unwrap_or_default();
     json_response(
@@ -39,7 +39,7 @@ pub async fn put_lab(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !is_teacher_token(&req, &state) {
+    if !teacher_token_matches(&req, &state.teacher_token) {
         return Err(ApiError::Unauthorized);
     }
     let change: LabChange = read_json(&req, payload, state.config.max_body_bytes).await?;
@@ -48,20 +48,6 @@ pub async fn put_lab(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(settings))
-}
-
-/// True when the request carries `Authorization: Bearer <teacher token>`.
-///
-/// The comparison takes the same time wherever the two differ (`subtle`),
-/// so an attacker cannot guess the token one character at a time by timing
-/// the 401s. Only the length can leak, which says nothing useful about a
-/// random token.
-fn is_teacher_token(req: &HttpRequest, state: &AppState) -> bool {
-    let presented = bearer_token(req).unwrap_or("");
-    presented
-        .as_bytes()
-        .ct_eq(state.teacher_token.as_bytes())
-        .into()
 }
 
 /// `GET /healthz`: the process is up and the room answers.

@@ -107,6 +107,26 @@ pub struct Config {
     #[arg(long, default_value_t = 55, value_parser = clap::value_parser!(u64).range(1..=55))]
     pub longpoll_max_s: u64,
 
+    /// Longest shared document, in characters (code points); an edit that
+    /// would make it longer is refused with 422 document_too_long.
+    #[arg(long, default_value_t = 100_000)]
+    pub doc_max_chars: usize,
+
+    /// Largest accepted body (or WebSocket frame) of a document edit, in
+    /// bytes: a whole 100,000-character text must fit in one
+    /// `PUT /api/doc/text`.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub doc_max_body_bytes: usize,
+
+    /// Edits each editor (browser tab) may send per second, on average
+    /// (token bucket; 0 = unlimited).
+    #[arg(long, default_value_t = 30.0)]
+    pub doc_op_rate: f64,
+
+    /// How many edits an editor may send in one burst.
+    #[arg(long, default_value_t = 60)]
+    pub doc_op_burst: u32,
+
     /// Messages waiting for the database writer before new posts are
     /// refused with 503.
     #[arg(long, default_value_t = 10_000)]

@@ -15,6 +15,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::doc::DocError;
 use crate::limits::Refusal;
 use crate::message::InvalidMessage;
 use crate::store::StoreError;
@@ -61,6 +62,18 @@ pub enum ApiError {
     /// 422: a lab field is out of its bounds.
     #[error("{0}")]
     InvalidLab(String),
+    /// 422: a field of an edit is not of its form (`invalid_client`,
+    /// `invalid_seq`, `invalid_rev`).
+    #[error("{message}")]
+    InvalidField {
+        /// The stable code.
+        code: &'static str,
+        /// A sentence for a person.
+        message: String,
+    },
+    /// 409 or 422: the document refused an edit.
+    #[error(transparent)]
+    Doc(#[from] DocError),
     /// 429: this client is posting too fast.
     #[error("too many messages: wait {}s before sending again", retry_secs(*.0))]
     RateLimited(Duration),
@@ -133,6 +146,14 @@ impl ApiError {
             ApiError::NotJson => "not_json",
             ApiError::Invalid(invalid) => invalid.code(),
             ApiError::InvalidLab(_) => "invalid_lab",
+            ApiError::InvalidField { code, .. } => code,
+            ApiError::Doc(refused) => match refused {
+                DocError::RevAhead { .. } => "rev_ahead",
+                DocError::RevTooOld { .. } => "rev_too_old",
+                DocError::Op(op) => op.code(),
+                DocError::DoesNotFit { .. } => "bad_operation",
+                DocError::TooLong { .. } => "document_too_long",
+            },
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::TooManyConnections { .. } => "too_many_connections",
             ApiError::Outage => "outage",
@@ -191,7 +212,13 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Invalid(_) | ApiError::InvalidLab(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::InvalidLab(_) | ApiError::InvalidField { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Doc(DocError::RevAhead { .. } | DocError::RevTooOld { .. }) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::Doc(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooManyConnections { refusal, .. } => match refusal {
                 Refusal::PerAddress(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -232,6 +232,19 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
         .then(|| token.trim_start())
 }
 
+/// True when the request carries `Authorization: Bearer <token>` with the
+/// teacher's `token`.
+///
+/// The comparison takes the same time wherever the two differ (`subtle`),
+/// so an attacker cannot guess the token one character at a time by timing
+/// the 401s. Only the length can leak, which says nothing useful about a
+/// random token.
+pub fn teacher_token_matches(req: &HttpRequest, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let presented = bearer_token(req).unwrap_or("");
+    presented.as_bytes().ct_eq(token.as_bytes()).into()
+}
+
 /// An origin, `scheme://host:port`, normalised: lowercase, the port always
 /// written (80 for http, 443 for https when the origin leaves it out).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,12 +52,15 @@
 pub mod api;
 pub mod chat;
 pub mod config;
+pub mod doc;
+pub mod editing;
 pub mod error;
 pub mod http;
 pub mod lab;
 pub mod limits;
 pub mod log;
 pub mod message;
+pub mod ot;
 pub mod pages;
 pub mod room;
 pub mod server;

@@ -16,6 +16,8 @@ use tokio::sync::oneshot;
 use crate::api;
 use crate::chat;
 use crate::config::Config;
+use crate::doc::Document;
+use crate::editing;
 use crate::error::query_error;
 use crate::pages;
 use crate::room::Room;
@@ -47,6 +49,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/longpoll").route(web::get().to(long_poll::long_poll::<Room>)))
             .service(resource("/ws").route(web::get().to(websocket::websocket::<Room>)))
             .service(resource("/events").route(web::get().to(sse::events::<Room>)))
+            // The shared document: the same four transports, and its edits.
+            .service(resource("/doc").route(web::get().to(editing::get_doc)))
+            .service(
+                resource("/doc/ops")
+                    .route(web::get().to(polling::poll::<Document>))
+                    .route(web::post().to(editing::post_op)),
+            )
+            .service(
+                resource("/doc/longpoll").route(web::get().to(long_poll::long_poll::<Document>)),
+            )
+            .service(resource("/doc/ws").route(web::get().to(websocket::websocket::<Document>)))
+            .service(resource("/doc/events").route(web::get().to(sse::events::<Document>)))
+            .service(
+                resource("/doc/text")
+                    .route(web::get().to(editing::get_text))
+                    .route(web::put().to(editing::put_text)),
+            )
+            .service(resource("/doc/summary").route(web::get().to(editing::summary)))
+            .service(resource("/doc/restore").route(web::post().to(editing::restore)))
             .service(resource("/echo").route(web::get().to(echo::echo)))
             .service(resource("/stats").route(web::get().to(api::stats)))
             .service(
@@ -83,13 +104,16 @@ pub async fn run_with(
     let config = state.config.clone();
     let app_state = state.clone();
     let room = web::Data::new(state.room.clone());
+    let doc = web::Data::new(state.doc.clone());
     let server = HttpServer::new(move || {
         // Actix calls this once on each worker thread: the place to give the
         // worker its own relay of each log's news (see `log`).
         app_state.room.log().relay_on_this_thread();
+        app_state.doc.log().relay_on_this_thread();
         App::new()
             .app_data(app_state.clone())
             .app_data(room.clone())
+            .app_data(doc.clone())
             .configure(extra.clone())
             .configure(routes)
     })

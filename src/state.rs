@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::doc::Document;
 use crate::error::ApiError;
 use crate::lab::Lab;
 use crate::limits::{ConnectionGuard, ConnectionLimiter, RateLimiter};
@@ -24,6 +25,8 @@ use crate::store::{Database, StoreError};
 pub struct AppState {
     /// The chat room.
     pub room: Room,
+    /// The shared document.
+    pub doc: Document,
     /// The teacher's network lab.
     pub lab: Lab,
     /// Counters for `/api/stats`.
@@ -34,6 +37,8 @@ pub struct AppState {
     pub teacher_token: String,
     /// Messages per second per client address.
     pub post_rate: RateLimiter,
+    /// Document edits per second per editor (`client`).
+    pub doc_rate: RateLimiter<String>,
     /// Open WebSockets (room and echo), per address and in total.
     pub ws_slots: Arc<ConnectionLimiter>,
     /// Open SSE streams, per address and in total.
@@ -50,22 +55,28 @@ impl AppState {
     pub fn open(config: Config) -> Result<AppState, StoreError> {
         let db = Database::open(&config.db, config.sync)?;
         let room = Room::open(db, config.memory_window, config.write_queue)?;
+        // The document has a writer (and so a connection) of its own.
+        let db = Database::open(&config.db, config.sync)?;
+        let doc = Document::open(
+            db,
+            config.doc_max_chars,
+            config.memory_window,
+            config.write_queue,
+        )?;
         let teacher_token = config
             .teacher_token
             .clone()
             .filter(|t| !t.is_empty())
             .unwrap_or_else(generate_token);
-        let rate = if config.no_limits {
-            0.0
-        } else {
-            config.post_rate
-        };
+        let rate = |rate: f64| if config.no_limits { 0.0 } else { rate };
         Ok(AppState {
             room,
+            doc,
             lab: Lab::new(),
             stats: Stats::default(),
             teacher_token,
-            post_rate: RateLimiter::new(rate, config.post_burst),
+            post_rate: RateLimiter::new(rate(config.post_rate), config.post_burst),
+            doc_rate: RateLimiter::new(rate(config.doc_op_rate), config.doc_op_burst),
             ws_slots: ConnectionLimiter::new(
                 "WebSocket connections",
                 config.limit(config.ws_per_ip),
@@ -131,7 +142,7 @@ impl AppState {
 
     /// Commits what is queued and stops the writers (last step of shutdown).
     pub async fn flush_and_stop(&self) {
-        self.room.flush_and_stop().await;
+        tokio::join!(self.room.flush_and_stop(), self.doc.flush_and_stop());
     }
 }
 

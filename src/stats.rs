@@ -209,6 +209,12 @@ pub struct Stats {
     started: Instant,
     /// The chat's transports.
     pub chat: TransportSet,
+    /// The shared document's transports (`messages_*` count operations).
+    pub doc: TransportSet,
+    /// Edits refused as invalid (or not fitting the document) since start.
+    pub doc_rejected: AtomicU64,
+    /// Edits refused by an editor's rate limit since start.
+    pub doc_rate_limited: AtomicU64,
     /// Posts refused by validation (4xx other than 429).
     pub posts_rejected: AtomicU64,
     /// Posts refused by the rate limit (429).
@@ -220,6 +226,9 @@ impl Default for Stats {
         Stats {
             started: Instant::now(),
             chat: TransportSet::default(),
+            doc: TransportSet::default(),
+            doc_rejected: AtomicU64::new(0),
+            doc_rate_limited: AtomicU64::new(0),
             posts_rejected: AtomicU64::new(0),
             posts_rate_limited: AtomicU64::new(0),
         }
@@ -228,8 +237,15 @@ impl Default for Stats {
 
 impl Stats {
     /// A consistent-enough copy for `GET /api/stats`.
-    pub fn snapshot(&self, last_id: u64) -> StatsSnapshot {
+    pub fn snapshot(&self, last_id: u64, last_rev: u64) -> StatsSnapshot {
         StatsSnapshot {
+            doc: DocSnapshot {
+                last_rev,
+                ops_received: self.doc.received(),
+                ops_rejected: self.doc_rejected.load(Relaxed),
+                ops_rate_limited: self.doc_rate_limited.load(Relaxed),
+                transports: self.doc.snapshot(),
+            },
             uptime_ms: self.started.elapsed().as_millis() as u64,
             room: RoomSnapshot {
                 last_id,
@@ -249,7 +265,25 @@ pub struct StatsSnapshot {
     pub uptime_ms: u64,
     /// Room-wide totals.
     pub room: RoomSnapshot,
-    /// One entry per transport name (`interval`, …, `api`).
+    /// One entry per transport name (`interval`, …, `api`), for the chat.
+    pub transports: serde_json::Map<String, serde_json::Value>,
+    /// The shared document (an extension).
+    pub doc: DocSnapshot,
+}
+
+/// The shared document in `GET /api/stats`.
+#[derive(Debug, Serialize)]
+pub struct DocSnapshot {
+    /// Newest revision (also the number of operations ever stored).
+    pub last_rev: u64,
+    /// Operations accepted since this server process started.
+    pub ops_received: u64,
+    /// Edits refused as invalid since start.
+    pub ops_rejected: u64,
+    /// Edits refused by the rate limit since start.
+    pub ops_rate_limited: u64,
+    /// Per transport, as for the chat (`messages_delivered` counts
+    /// operations).
     pub transports: serde_json::Map<String, serde_json::Value>,
 }
 

@@ -1,6 +1,7 @@
 //! The transports are written once, for any ordered log. These tests run
-//! the same transport checks against every log: the chat, and a made-up
-//! log of numbers that exists only in this file — served by nothing more
+//! the same transport checks against every log: the chat, the shared
+//! document's operations, and a made-up log of numbers that exists only in
+//! this file — served by nothing more
 //! than a [`Topic`] impl and a route per transport. If adding a log needed
 //! a copy of any transport, the made-up one could not pass them.
 //!
@@ -91,8 +92,17 @@ impl Topic for Tally {
     }
 }
 
+/// Which log.
+#[derive(PartialEq)]
+enum Kind {
+    Chat,
+    Doc,
+    Tally,
+}
+
 /// What a test needs to know about a log's endpoints and wire names.
 struct Shape {
+    kind: Kind,
     poll: &'static str,
     longpoll: &'static str,
     ws: &'static str,
@@ -111,6 +121,7 @@ struct Shape {
 }
 
 const CHAT: Shape = Shape {
+    kind: Kind::Chat,
     poll: "/api/messages",
     longpoll: "/api/longpoll",
     ws: "/api/ws",
@@ -123,7 +134,22 @@ const CHAT: Shape = Shape {
     sse_event: "message",
 };
 
+const DOC: Shape = Shape {
+    kind: Kind::Doc,
+    poll: "/api/doc/ops",
+    longpoll: "/api/doc/longpoll",
+    ws: "/api/doc/ws",
+    events: "/api/doc/events",
+    entries: "ops",
+    last: "last_rev",
+    position: "rev",
+    ws_type: "op",
+    ws_field: None,
+    sse_event: "op",
+};
+
 const TALLY: Shape = Shape {
+    kind: Kind::Tally,
     poll: "/api/tally/numbers",
     longpoll: "/api/tally/longpoll",
     ws: "/api/tally/ws",
@@ -150,7 +176,7 @@ fn serve(shape: Shape, adjust: impl FnOnce(&mut weebsockets::Config)) -> Served 
     let mut config = weebsockets::Config::for_tests();
     config.no_limits = true;
     adjust(&mut config);
-    let (server, tally) = if shape.poll == TALLY.poll {
+    let (server, tally) = if shape.kind == Kind::Tally {
         let tally = Tally::new();
         let data = web::Data::from(Arc::clone(&tally));
         let server = weebsockets::start_with(config, move |cfg| {
@@ -185,10 +211,34 @@ impl Served {
         for i in 0..count {
             positions.push(match &self.tally {
                 Some(tally) => tally.append(),
+                None if self.shape.kind == Kind::Doc => self.type_one_character().await,
                 None => self.api.post_ok("ada", &format!("entry {i}")).await,
             });
         }
         positions
+    }
+
+    /// Appends "x" to the document as one editor that has seen every
+    /// revision; returns the new revision.
+    async fn type_one_character(&self) -> u64 {
+        let (_, _, doc) = self.api.get("/api/doc").await;
+        let rev = doc["rev"].as_u64().unwrap();
+        let len = doc["text"].as_str().unwrap().chars().count();
+        let op = if len == 0 {
+            json!(["x"])
+        } else {
+            json!([len, "x"])
+        };
+        let (status, body) = self
+            .api
+            .json(
+                reqwest::Method::POST,
+                "/api/doc/ops",
+                &json!({"client": "typist", "seq": rev, "rev": rev, "op": op}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["rev"].as_u64().unwrap()
     }
 
     fn position(&self, entry: &Value) -> u64 {
@@ -374,9 +424,14 @@ async fn a_long_poll_is_held_until_news_and_ends_in_204(shape: Shape) {
                 .of(weebsockets::message::Via::Longpoll)
                 .open
                 .load(std::sync::atomic::Ordering::Relaxed),
-            None => log.api.stats().await["transports"]["longpoll"]["open"]
-                .as_u64()
-                .unwrap(),
+            None => {
+                let stats = log.api.stats().await;
+                let transports = match log.shape.kind {
+                    Kind::Doc => &stats["doc"]["transports"],
+                    _ => &stats["transports"],
+                };
+                transports["longpoll"]["open"].as_u64().unwrap()
+            }
         };
         if open == 1 {
             break;
@@ -443,6 +498,9 @@ macro_rules! for_every_log {
     ($($check:ident),* $(,)?) => {
         mod chat {
             $(#[tokio::test] async fn $check() { super::$check(super::CHAT).await })*
+        }
+        mod doc {
+            $(#[tokio::test] async fn $check() { super::$check(super::DOC).await })*
         }
         mod made_up_log {
             $(#[tokio::test] async fn $check() { super::$check(super::TALLY).await })*

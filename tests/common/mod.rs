@@ -132,6 +132,20 @@ impl Api {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Sends `body` as JSON with `method` to `path`; returns the status and
+    /// the JSON answer (Null if none).
+    pub async fn json(&self, method: reqwest::Method, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// POSTs a message that must be accepted; returns its id.
     pub async fn post_ok(&self, author: &str, text: &str) -> u64 {
         let (status, body) = self.post(author, text, None).await;
