@@ -367,6 +367,11 @@ impl Topic for Document {
         &state.stats.doc
     }
 
+    /// An edit may be a whole pasted text: the same limit as a body.
+    fn max_frame_bytes(&self, state: &AppState) -> usize {
+        state.config.doc_max_body_bytes
+    }
+
     /// An `op` frame is submitted like a `POST` and answered with
     /// `{"type":"ack","ref":…,"rev":N}`; the operation itself comes back to
     /// this editor too, in rev order, like everyone else's.

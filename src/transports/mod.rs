@@ -71,6 +71,12 @@ pub trait Topic: Send + Sync + 'static {
     /// This log's counters, one set per transport.
     fn stats<'a>(&'a self, state: &'a AppState) -> &'a TransportSet;
 
+    /// The largest frame a client may send on this log's WebSocket
+    /// (`--ws-max-frame-bytes` unless the log needs more).
+    fn max_frame_bytes(&self, state: &AppState) -> usize {
+        state.config.ws_max_frame_bytes
+    }
+
     /// A text frame a client sent on this log's WebSocket, parsed as JSON
     /// (not yet checked for any shape). Returns the reply frame (an `ack`),
     /// or the error that the transport sends back as an `error` frame with

@@ -69,12 +69,22 @@ pub fn accept(
     body: web::Payload,
     state: &AppState,
 ) -> Result<Accepted, ApiError> {
+    accept_frames_up_to(req, body, state, state.config.ws_max_frame_bytes)
+}
+
+/// [`accept`], taking frames (and reassembled messages) of up to `max`
+/// bytes.
+pub fn accept_frames_up_to(
+    req: &HttpRequest,
+    body: web::Payload,
+    state: &AppState,
+    max: usize,
+) -> Result<Accepted, ApiError> {
     state.check_outage()?;
     check_origin(req, &state.config.allowed_origins)?;
     let slot = state.acquire(&state.ws_slots, Peer::of(req).ip)?;
     let (response, session, stream) =
         actix_ws::handle(req, body).map_err(|_| ApiError::NotWebSocket)?;
-    let max = state.config.ws_max_frame_bytes;
     // A message may arrive in fragments; reassemble them, but refuse (1009)
     // anything over the limit, fragmented or not.
     let stream = stream
@@ -98,9 +108,10 @@ pub async fn websocket<T: Topic>(
     reader: Reader<T>,
 ) -> Result<HttpResponse, ApiError> {
     let Reader { topic, state, peer } = reader;
-    let accepted = query
-        .since()
-        .and_then(|since| Ok((since, accept(&req, body, &state)?)));
+    let accepted = query.since().and_then(|since| {
+        let max = topic.max_frame_bytes(&state);
+        Ok((since, accept_frames_up_to(&req, body, &state, max)?))
+    });
     topic.stats(&state).of(Via::Websocket).count(&accepted);
     let (since, accepted) = accepted?;
 
