@@ -26,6 +26,8 @@
 //! * [`message`] — the chat message, its validation, its wire forms.
 //! * [`store`] — SQLite persistence of the messages: one writer thread,
 //!   group commit, resend keys.
+//! * [`accounts`] — accounts and sessions: names unique after NFC and case
+//!   folding, Argon2id off the async workers, session lookups from memory.
 //! * [`log`] — the heart: an ordered log read by cursor, waking waiting
 //!   readers. Generic over its entries.
 //! * [`room`] — the chat room: the messages' log, kept by the store.
@@ -48,6 +50,7 @@
 //! * [`pages`] — the HTML pages.
 //! * [`server`] — wiring, start and graceful stop.
 
+pub mod accounts;
 pub mod api;
 pub mod chat;
 pub mod config;
