@@ -19,11 +19,13 @@
 //!   the in-memory entry goes, and every open WebSocket or event stream of
 //!   that session, `select!`ing on [`Accounts::ended`], is woken and closes.
 //!
-//! SQLite (the `accounts` and `sessions` tables, [`db`]) is the durable copy:
-//! every change is written there first and then applied to memory, both
-//! while holding the database connection's lock, so the two never disagree
-//! and a restart finds the same accounts and sessions. Every SQLite call
-//! runs on the blocking pool too.
+//! SQLite (the `accounts` and `sessions` tables, [`db`]) is the durable copy.
+//! Every change is made on disk and in memory while holding the database
+//! connection's lock, so the two change in the same order and a restart
+//! finds the same accounts and sessions. New things are written to disk
+//! first (an account that failed to store never existed); ended sessions
+//! leave memory first (the cookie stops working at once, even if the disk
+//! is in trouble). Every SQLite call runs on the blocking pool too.
 //!
 //! One server per database file: the in-memory copy is the truth for
 //! sign-ins, so accounts created by another process sharing the file are
@@ -43,13 +45,13 @@
 //! | ending the sessions of a name nobody has | 404 | `no_such_account` |
 //! | the database or the hasher failed | 500 | `store_failed`, `hash_failed` |
 
-mod clock;
-mod db;
-mod error;
-mod name;
-mod password;
-mod session;
-mod throttle;
+pub mod clock;
+pub mod db;
+pub mod error;
+pub mod name;
+pub mod password;
+pub mod session;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::future::Future;
