@@ -5,7 +5,7 @@
 /// address, each mistyping a couple of times, still all get in, while one
 /// address spraying guesses over many names is slowed down. With the real
 /// Argon2id parameters, an unknown name takes as long as a wrong password
-/// (the medians of 20 interleaved tries each agree within a generous
+/// (the medians of 30 interleaved tries each agree within a generous
 /// tolerance), and the hashing runs off the async thread: a current-thread
 /// runtime keeps ticking its timer while four sign-ins hash.
 use std::net::{IpAddr, Ipv4Addr};
@@ -146,6 +146,10 @@ fn real_costs(hash_concurrency: usize) -> Accounts {
     Accounts::open(Path::new(":memory:"), config).unwrap()
 }
 
+/// The two tests that measure time take turns, so that neither's hashing
+/// is the other's noise.
+static COSTLY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -153,12 +157,13 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 #[tokio::test]
 async fn an_unknown_name_takes_as_long_as_a_wrong_password() {
+    let _turn = COSTLY.lock().await;
     let accounts = real_costs(1);
     accounts.create("ada", PASSWORD, false).await.unwrap();
     let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
     // Interleaved, and in alternating order, so that whatever else the
     // machine does (and whichever goes first) slows both alike.
-    for i in 0..40 {
+    for i in 0..60 {
         let unknown_name = i % 4 == 1 || i % 4 == 2;
         let name = if unknown_name {
             format!("nobody{i}")
@@ -184,16 +189,18 @@ async fn an_unknown_name_takes_as_long_as_a_wrong_password() {
     // make them answer in microseconds.
     assert!(wrong >= Duration::from_millis(2), "{wrong:?}");
     let (fast, slow) = (wrong.min(unknown), wrong.max(unknown));
-    // Within 25 % of each other (the difference is one hash-map lookup;
-    // the rest is noise of a shared machine).
+    // Within a third of each other: the real difference is one hash-map
+    // lookup, the rest is the noise of a shared 2-core machine; a leak
+    // worth the name (no hash, a cheaper one, two hashes) is far outside.
     assert!(
-        fast.as_secs_f64() >= 0.75 * slow.as_secs_f64(),
+        fast.as_secs_f64() >= 0.67 * slow.as_secs_f64(),
         "wrong password {wrong:?} vs unknown name {unknown:?}"
     );
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn hashing_leaves_the_async_thread_free() {
+    let _turn = COSTLY.lock().await;
     // Heavier than the default (64 MiB, 3 passes), so that one hash is far
     // longer than any hiccup of a busy machine's scheduler.
     let config = AccountsConfig {

@@ -15,7 +15,7 @@ use futures_util::FutureExt;
 use rusqlite::Connection;
 use weebsockets::accounts::{
     AccountError, Accounts, AccountsConfig, MAX_SESSIONS_PER_ACCOUNT, ManualClock, PasswordParams,
-    SessionId, SignInLimits,
+    Role, SessionId, SignInLimits,
 };
 use weebsockets::config::SyncMode;
 use weebsockets::message::{NewMessage, Via};
@@ -239,6 +239,42 @@ async fn accounts_and_sessions_survive_a_restart() {
     // And the restarted server can still end the old session.
     assert_eq!(accounts.end_sessions_of("straße").await.unwrap(), 2);
     wait_ended(&accounts, &kept.session.id).await;
+}
+
+#[tokio::test]
+async fn the_teacher_role_follows_the_flag_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("class.db");
+    let teacher = |name: Option<&str>| AccountsConfig {
+        teacher: name.map(str::to_owned),
+        ..fast()
+    };
+    {
+        let accounts = Accounts::open(&path, teacher(Some("Ms Lee"))).unwrap();
+        let lee = accounts.create("Ms Lee", PASSWORD, true).await.unwrap();
+        assert_eq!(lee.session.role, Role::Teacher);
+        // Before `--teacher Sam` is ever given, a student takes the name.
+        accounts.create("sam", PASSWORD, false).await.unwrap();
+    }
+    {
+        let accounts = Accounts::open(&path, teacher(Some("MS LEE"))).unwrap();
+        let lee = accounts.sign_in("ms lee", PASSWORD, HOME).await.unwrap();
+        assert_eq!(lee.session.role, Role::Teacher);
+    }
+    {
+        // The flag now names the student's account: it does not make the
+        // student the teacher, and the teacher cannot take the name.
+        let accounts = Accounts::open(&path, teacher(Some("Sam"))).unwrap();
+        let sam = accounts.sign_in("Sam", PASSWORD, HOME).await.unwrap();
+        assert_eq!(sam.session.role, Role::Student);
+        assert!(matches!(
+            accounts.create("SAM", PASSWORD, true).await,
+            Err(AccountError::NameTaken)
+        ));
+        // And Ms Lee, no longer named by the flag, is a student.
+        let lee = accounts.sign_in("Ms Lee", PASSWORD, HOME).await.unwrap();
+        assert_eq!(lee.session.role, Role::Student);
+    }
 }
 
 #[tokio::test]

@@ -158,6 +158,8 @@ struct Inner {
     /// Wakes the expiry thread when a session is added, in case it was
     /// sleeping with nothing to expire.
     sessions_added: Arc<Notify>,
+    /// The next [`SessionEntry::seq`].
+    next_seq: AtomicU64,
     /// Dropped with the last handle: tells the expiry thread to stop.
     _stop_expiry: oneshot::Sender<()>,
 }
@@ -183,7 +185,9 @@ struct Account {
 struct SessionEntry {
     id: SessionId,
     account: Arc<Account>,
-    created_at_ms: u64,
+    /// Order of sign-in (older is smaller), for the per-account cap: two
+    /// sign-ins in the same millisecond still have an order.
+    seq: u64,
     expires_at_ms: u64,
     /// Updated by every lookup: an atomic, so lookups need only the read
     /// lock.
@@ -194,11 +198,11 @@ struct SessionEntry {
 }
 
 impl SessionEntry {
-    fn new(account: Arc<Account>, row: &SessionRow) -> SessionEntry {
+    fn new(account: Arc<Account>, row: &SessionRow, seq: u64) -> SessionEntry {
         SessionEntry {
             id: row.id,
             account,
-            created_at_ms: row.created_at_ms,
+            seq,
             expires_at_ms: row.expires_at_ms,
             last_seen_ms: AtomicU64::new(row.created_at_ms),
             ended: watch::Sender::new(false),
@@ -285,10 +289,13 @@ impl Accounts {
             by_id.insert(account.id, Arc::clone(&account));
             cache.accounts.insert(account.key.clone(), account);
         }
-        for (account_id, row) in loaded.sessions {
+        let mut sessions = loaded.sessions;
+        sessions.sort_by_key(|(_, row)| row.created_at_ms);
+        let next_seq = sessions.len() as u64;
+        for (seq, (account_id, row)) in sessions.into_iter().enumerate() {
             // The foreign key makes a session without its account impossible.
             if let Some(account) = by_id.get(&account_id) {
-                let entry = SessionEntry::new(Arc::clone(account), &row);
+                let entry = SessionEntry::new(Arc::clone(account), &row, seq as u64);
                 cache.sessions.insert(row.id, Arc::new(entry));
             }
         }
@@ -303,6 +310,7 @@ impl Accounts {
             lifetime_ms: u64::from(config.session_days.max(1)) * DAY_MS,
             teacher_key,
             sessions_added: Arc::new(Notify::new()),
+            next_seq: AtomicU64::new(next_seq),
             _stop_expiry: stop_expiry,
         });
         spawn_expiry_thread(&inner, stopped)?;
@@ -345,7 +353,8 @@ impl Accounts {
                 role,
                 phc,
             });
-            let entry = Arc::new(SessionEntry::new(Arc::clone(&account), &row));
+            let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+            let entry = Arc::new(SessionEntry::new(Arc::clone(&account), &row, seq));
             let session = entry.session();
             let mut cache = inner.write_cache();
             cache.accounts.insert(account.key.clone(), account);
@@ -399,14 +408,15 @@ impl Accounts {
                 .sessions
                 .values()
                 .filter(|s| s.account.id == account.id)
-                .map(|s| (s.created_at_ms, s.id))
+                .map(|s| (s.seq, s.id))
                 .collect();
-            own.sort_unstable_by_key(|(created, _)| *created);
+            own.sort_unstable_by_key(|(seq, _)| *seq);
             let excess = (own.len() + 1).saturating_sub(MAX_SESSIONS_PER_ACCOUNT);
             let replaced: Vec<SessionId> = own.iter().take(excess).map(|(_, id)| *id).collect();
 
             db::insert_session(conn, account.id, &row, &replaced)?;
-            let entry = Arc::new(SessionEntry::new(account, &row));
+            let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+            let entry = Arc::new(SessionEntry::new(account, &row, seq));
             let session = entry.session();
             let mut cache = inner.write_cache();
             for old in &replaced {
