@@ -1,8 +1,8 @@
 //! # Weebsockets
 //!
-//! One chat room, one ordered message log, and five ways for a browser to
-//! read it — so that a class can watch, side by side, why real-time on the
-//! web is hard and how each fix behaves:
+//! One chat room and one shared document — two ordered logs — and five
+//! ways for a browser to read each, so that a class can watch, side by
+//! side, why real-time on the web is hard and how each fix behaves:
 //!
 //! | transport | endpoint | what it teaches |
 //! | --- | --- | --- |
@@ -24,12 +24,18 @@
 //! * [`wire`] — what every log's entries share: a position and pre-encoded
 //!   bytes for each transport.
 //! * [`message`] — the chat message, its validation, its wire forms.
+//! * [`ot`] — operational transformation: the document's operations,
+//!   apply, compose, transform (and a three-state client for tests).
 //! * [`store`] — SQLite persistence that every log shares: one writer
 //!   thread per log, group commit, a read-only connection for old entries.
+//! * [`accounts`] — accounts and sessions: names unique after NFC and case
+//!   folding, Argon2id off the async workers, session lookups from memory.
 //! * [`log`] — the heart: an ordered log read by cursor, waking waiting
 //!   readers. Generic over its entries.
 //! * [`room`] — the chat room: the messages' log, their table and writer
 //!   (with resend keys).
+//! * [`doc`] — the shared document: its operations' log, the text in a
+//!   rope, the writer that transforms and stores each edit.
 //! * [`lab`] — the teacher's latency, jitter and outage switches.
 //! * [`limits`] — rate and connection limits per client address.
 //! * [`stats`] — the counters behind `/api/stats`.
@@ -45,10 +51,14 @@
 //!   socket for playing with raw frames.
 //! * [`chat`] — sending a message (one path for `POST` and the WebSocket),
 //!   and the room as a [`Topic`](transports::Topic) of the transports.
+//! * [`editing`] — submitting an edit (one path for `POST`, `PUT` and the
+//!   WebSocket), the document's other endpoints, and the document as a
+//!   topic of the transports.
 //! * [`api`] — stats, lab, health: the endpoints that are not a log's.
 //! * [`pages`] — the HTML pages.
 //! * [`server`] — wiring, start and graceful stop.
 
+pub mod accounts;
 pub mod api;
 pub mod chat;
 pub mod config;
