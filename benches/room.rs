@@ -59,6 +59,7 @@ fn message(text: &str) -> NewMessage {
         text: text.into(),
         via: Via::Api,
         key: None,
+        account: false,
     }
 }
 

@@ -7,7 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 
 use crate::error::ApiError;
-use crate::http::{json_response, read_json, teacher_token_matches};
+use crate::http::{json_response, read_json};
+use crate::identity::Peer;
 use crate::lab::LabChange;
 use crate::state::AppState;
 
@@ -33,13 +34,15 @@ pub async fn get_lab(state: web::Data<AppState>) -> HttpResponse {
         .json(state.lab.settings())
 }
 
-/// `PUT /api/lab`: only the teacher may change it.
+/// `PUT /api/lab`: only the teacher may change it (a teacher's session, or
+/// the teacher token).
 pub async fn put_lab(
     req: HttpRequest,
+    peer: Peer,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !teacher_token_matches(&req, &state.teacher_token) {
+    if !peer.is_teacher(&req, &state) {
         return Err(ApiError::Unauthorized);
     }
     let change: LabChange = read_json(&req, payload, state.config.max_body_bytes).await?;

@@ -14,7 +14,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::http::{Peer, json_response, read_json};
+use crate::http::{json_response, read_json};
+use crate::identity::Peer;
 use crate::log::Log;
 use crate::message::{InvalidMessage, NewMessage, StoredMessage, Via};
 use crate::room::Room;
@@ -25,8 +26,9 @@ use crate::transports::Topic;
 /// What a sender asks to have stored.
 #[derive(Debug, Deserialize)]
 pub struct Outgoing {
-    /// Who writes (trimmed, 1..=32 characters).
-    pub author: String,
+    /// Who writes (trimmed, 1..=32 characters). Signed in, the account's
+    /// name is used instead, and the field may be left out.
+    pub author: Option<String>,
     /// What they write (trimmed, 1..=2000 characters).
     pub text: String,
     /// The sender's resend key (contract v2), if any.
@@ -41,7 +43,8 @@ pub struct Sent {
     pub created: bool,
 }
 
-/// The one way a message gets into the room: validate → rate-limit →
+/// The one way a message gets into the room: who writes (an account's
+/// name, or a guest's that is nobody's account) → validate → rate-limit →
 /// (the store) recognise a resend by its key → append → count.
 pub async fn send(
     state: &AppState,
@@ -52,22 +55,27 @@ pub async fn send(
     if state.is_closing() {
         return Err(ApiError::ShuttingDown);
     }
-    let message = NewMessage::validate_keyed(
-        &outgoing.author,
-        &outgoing.text,
-        via,
-        outgoing.key.as_deref(),
-        usize::from(state.config.max_text_chars),
-    )
-    .inspect_err(|_| {
+    let checked = peer
+        .author(state, outgoing.author.as_deref())
+        .and_then(|author| {
+            let mut message = NewMessage::validate_keyed(
+                &author.name,
+                &outgoing.text,
+                via,
+                outgoing.key.as_deref(),
+                usize::from(state.config.max_text_chars),
+            )?;
+            message.account = author.account;
+            Ok(message)
+        });
+    let message = checked.inspect_err(|_| {
         state.stats.posts_rejected.fetch_add(1, Relaxed);
     })?;
     // The rate limit is checked after validation, so a refused message
     // spends no token and a 429 always means "valid, but slow down".
-    if let Err(wait) = state.post_rate.check(peer.ip) {
+    peer.check_post_rate(state).inspect_err(|_| {
         state.stats.posts_rate_limited.fetch_add(1, Relaxed);
-        return Err(ApiError::RateLimited(wait));
-    }
+    })?;
     let appended = state.room.append(message).await?;
     if appended.created {
         state
@@ -112,7 +120,7 @@ pub async fn post_message(
             InvalidMessage::UnknownVia
         })?,
     };
-    let sent = send(&state, &Peer::of(&req), &body.outgoing, via).await?;
+    let sent = send(&state, &Peer::of(&req, &state), &body.outgoing, via).await?;
     let status = if sent.created {
         HttpResponse::Created()
     } else {

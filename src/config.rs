@@ -75,29 +75,51 @@ pub struct Config {
     #[arg(long, default_value_t = 64 * 1024)]
     pub ws_max_frame_bytes: usize,
 
-    /// Messages each client address may send per second, on average
-    /// (token bucket; 0 = unlimited).
+    /// Messages each person (an account, or a guest's tab; a client that
+    /// says neither: its address) may send per second, on average (token
+    /// bucket; 0 = unlimited).
     #[arg(long, default_value_t = 5.0)]
     pub post_rate: f64,
 
-    /// How many messages a client address may send in one burst.
+    /// How many messages a person may send in one burst.
     #[arg(long, default_value_t = 20)]
     pub post_burst: u32,
 
-    /// Open WebSocket connections allowed per client address (0 = unlimited).
+    /// Messages each client address may send per second, all its people
+    /// together: a looser outer bound over `--post-rate`, for a class that
+    /// reaches the server through one address (0 = unlimited).
+    #[arg(long, default_value_t = 60.0)]
+    pub post_rate_per_ip: f64,
+
+    /// How many messages a client address may send in one burst.
+    #[arg(long, default_value_t = 300)]
+    pub post_burst_per_ip: u32,
+
+    /// Open WebSockets allowed per person: an account, or a guest's tab
+    /// (0 = unlimited).
     #[arg(long, default_value_t = 32)]
+    pub ws_per_person: u32,
+    /// Open WebSocket connections allowed per client address, everyone
+    /// behind it together (0 = unlimited).
+    #[arg(long, default_value_t = 1024)]
     pub ws_per_ip: u32,
     /// Open WebSocket connections allowed in total (0 = unlimited).
     #[arg(long, default_value_t = 10_000)]
     pub ws_total: u32,
-    /// Open SSE streams allowed per client address (0 = unlimited).
+    /// Open SSE streams allowed per person (0 = unlimited).
     #[arg(long, default_value_t = 32)]
+    pub sse_per_person: u32,
+    /// Open SSE streams allowed per client address (0 = unlimited).
+    #[arg(long, default_value_t = 1024)]
     pub sse_per_ip: u32,
     /// Open SSE streams allowed in total (0 = unlimited).
     #[arg(long, default_value_t = 10_000)]
     pub sse_total: u32,
-    /// Long polls held at once per client address (0 = unlimited).
+    /// Long polls held at once per person (0 = unlimited).
     #[arg(long, default_value_t = 32)]
+    pub longpoll_per_person: u32,
+    /// Long polls held at once per client address (0 = unlimited).
+    #[arg(long, default_value_t = 1024)]
     pub longpoll_per_ip: u32,
     /// Long polls held at once in total (0 = unlimited).
     #[arg(long, default_value_t = 10_000)]
@@ -166,10 +188,32 @@ pub struct Config {
     #[arg(long, default_value_t = 5)]
     pub shutdown_timeout_s: u64,
 
-    /// Extra origins (scheme://host:port) allowed to open the WebSocket,
-    /// besides the server's own host. Repeat the flag for several.
+    /// Extra origins (scheme://host:port) allowed to open the WebSocket and
+    /// to send changes, besides the server's own host. Repeat the flag for
+    /// several.
     #[arg(long = "allowed-origin")]
     pub allowed_origins: Vec<String>,
+
+    // ----- accounts -----
+    /// Guests may read but not write: sending a message or an edit needs an
+    /// account (401 sign_in_required).
+    #[arg(long)]
+    pub accounts_required: bool,
+
+    /// Reserves this name for the teacher: its account can only be created
+    /// with the teacher token, and it may change the lab and end other
+    /// people's sessions.
+    #[arg(long, env = "WEEBSOCKETS_TEACHER")]
+    pub teacher: Option<String>,
+
+    /// Hash passwords with toy Argon2 costs (milliseconds instead of tens of
+    /// them). For the test suites only: never in a classroom.
+    #[arg(long, hide = true)]
+    pub insecure_fast_passwords: bool,
+
+    /// A session (and its cookie) ends this many days after sign-in.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub session_days: u32,
 }
 
 impl Default for Config {

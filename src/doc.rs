@@ -64,6 +64,8 @@ pub struct StoredOp {
     pub seq: u64,
     /// Who wrote it, if they said (signed in: the account's name).
     pub author: Option<String>,
+    /// True when `author` is a signed-in account.
+    pub account: bool,
     /// The page it was sent from (an extension: the contract leaves it out).
     pub via: Via,
     /// Server clock when it was stored, ms since the Unix epoch.
@@ -81,6 +83,8 @@ struct OpJson<'a> {
     seq: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     author: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    account: bool,
     at: u64,
     via: Via,
 }
@@ -89,12 +93,14 @@ impl StoredOp {
     /// Builds a stored operation and encodes it once for every transport:
     /// `{"rev":7,"op":[…],…}` in polling answers, `{"type":"op","rev":7,…}`
     /// as a WebSocket frame, `id: 7\nevent: op\ndata: {…}` as an event.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         rev: u64,
         op: Operation,
         client: String,
         seq: u64,
         author: Option<String>,
+        account: bool,
         via: Via,
         at: u64,
     ) -> StoredOp {
@@ -105,6 +111,7 @@ impl StoredOp {
             client: &client,
             seq,
             author: author.as_deref(),
+            account,
             at,
             via,
         };
@@ -128,6 +135,7 @@ impl StoredOp {
             client,
             seq,
             author,
+            account,
             via,
             at,
             wire: Wire {
@@ -160,6 +168,8 @@ pub struct Submission {
     pub change: Change,
     /// Who writes, if known.
     pub author: Option<String>,
+    /// True when `author` is a signed-in account.
+    pub account: bool,
     /// The page it comes from.
     pub via: Via,
 }
@@ -440,6 +450,7 @@ fn create_tables(conn: &Connection) -> Result<(), StoreError> {
              client TEXT    NOT NULL,
              seq    INTEGER NOT NULL,
              author TEXT,
+             account INTEGER NOT NULL DEFAULT 0,
              via    TEXT    NOT NULL,
              op     TEXT    NOT NULL,
              at     INTEGER NOT NULL
@@ -472,7 +483,7 @@ fn max_seq_by_client(conn: &Connection) -> Result<HashMap<String, u64>, StoreErr
 /// Operations with `rev > since`, oldest first, at most `limit`.
 fn read_ops(conn: &Connection, since: u64, limit: usize) -> rusqlite::Result<Vec<StoredOp>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT rev, op, client, seq, author, via, at FROM doc_ops \
+        "SELECT rev, op, client, seq, author, account, via, at FROM doc_ops \
          WHERE rev > ?1 ORDER BY rev LIMIT ?2",
     )?;
     let since = i64::try_from(since).unwrap_or(i64::MAX);
@@ -481,7 +492,7 @@ fn read_ops(conn: &Connection, since: u64, limit: usize) -> rusqlite::Result<Vec
     rows.collect()
 }
 
-/// A row of `rev, op, client, seq, author, via, at`.
+/// A row of `rev, op, client, seq, author, account, via, at`.
 fn op_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOp> {
     let rev = row.get::<_, i64>(0)? as u64;
     let op_text: String = row.get(1)?;
@@ -489,15 +500,16 @@ fn op_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOp> {
     let op = Operation::from_json_str(&op_text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
     })?;
-    let via: String = row.get(5)?;
+    let via: String = row.get(6)?;
     Ok(StoredOp::new(
         rev,
         op,
         row.get(2)?,
         row.get::<_, i64>(3)? as u64,
         row.get(4)?,
+        row.get(5)?,
         Via::parse(&via).unwrap_or(Via::Api),
-        row.get::<_, i64>(6)? as u64,
+        row.get::<_, i64>(7)? as u64,
     ))
 }
 
@@ -588,7 +600,7 @@ impl OpWriter {
             return Some(Arc::clone(stored));
         }
         conn.query_row(
-            "SELECT rev, op, client, seq, author, via, at FROM doc_ops \
+            "SELECT rev, op, client, seq, author, account, via, at FROM doc_ops \
              WHERE client = ?1 AND seq = ?2",
             params![client, seq as i64],
             op_from_row,
@@ -719,8 +731,8 @@ impl Writer for OpWriter {
             let tx = conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO doc_ops (rev, client, seq, author, via, op, at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO doc_ops (rev, client, seq, author, account, via, op, at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?;
                 for (offset, part) in parts.iter().enumerate() {
                     let s = &part.submission;
@@ -729,6 +741,7 @@ impl Writer for OpWriter {
                         s.client,
                         s.seq as i64,
                         s.author,
+                        s.account,
                         s.via.as_str(),
                         part.op.to_json().to_string(),
                         at as i64,
@@ -754,6 +767,7 @@ impl Writer for OpWriter {
                     submission.client,
                     submission.seq,
                     submission.author,
+                    submission.account,
                     submission.via,
                     at,
                 ))

@@ -20,9 +20,10 @@ use serde_json::Value;
 
 use crate::doc::{Change, DocError, Document, StoredOp, Submission, SubmitError, Submitted};
 use crate::error::ApiError;
-use crate::http::{Peer, json_response, query_number, read_json, teacher_token_matches};
+use crate::http::{json_response, query_number, read_json};
+use crate::identity::{Peer, Who};
 use crate::log::Log;
-use crate::message::{NewMessage, Via};
+use crate::message::Via;
 use crate::ot::{MAX_SAFE_INTEGER, Operation, check_text};
 use crate::state::AppState;
 use crate::stats::TransportSet;
@@ -80,24 +81,25 @@ pub async fn submit(
     let checked = (|| {
         let client = client_id(client)?;
         let seq = whole_number("seq", "invalid_seq", seq)?;
-        let author = match author {
-            // An author follows a chat message's rules (trimmed, 1..=32).
-            Some(author) => Some(
-                NewMessage::validate(author, "-", via, 1)
-                    .map_err(ApiError::from)?
-                    .author,
-            ),
-            None => None,
+        // Signed in: the account's name, whatever the body says. A guest
+        // may leave the author out (an anonymous edit), or name itself like
+        // a chat author — but not after somebody's account.
+        let author = match (&peer.session, author) {
+            (None, None) if !state.config.accounts_required => None,
+            (_, claimed) => Some(peer.author(state, claimed)?),
         };
         Ok::<_, ApiError>((client, seq, author, change?))
     })();
     let (client, seq, author, change) = checked.inspect_err(|_| {
         state.stats.doc_rejected.fetch_add(1, Relaxed);
     })?;
-    // Per editor (per tab), not per address (`peer`): a class behind one
-    // address types at once.
-    let _ = &peer.ip;
-    if let Err(wait) = state.doc_rate.check(client.clone()) {
+    // Per person — an account, or else the editor (`client`, one per tab) —
+    // not per address: a class behind one address types at once.
+    let who = match &peer.session {
+        Some(session) => Who::Account(session.name.clone()),
+        None => Who::Tab(client.clone()),
+    };
+    if let Err(wait) = state.doc_rate.check(who) {
         state.stats.doc_rate_limited.fetch_add(1, Relaxed);
         return Err(ApiError::RateLimited(wait));
     }
@@ -107,7 +109,8 @@ pub async fn submit(
             client,
             seq,
             change,
-            author,
+            account: author.as_ref().is_some_and(|a| a.account),
+            author: author.map(|a| a.name),
             via,
         })
         .await
@@ -198,7 +201,7 @@ pub async fn post_op(
     let change = edit(&body.rev, &body.op);
     let submitted = submit(
         &state,
-        &Peer::of(&req),
+        &Peer::of(&req, &state),
         &body.client,
         &body.seq,
         change,
@@ -224,7 +227,7 @@ pub async fn put_text(
         .map_err(|e| ApiError::Doc(DocError::Op(e)));
     let submitted = submit(
         &state,
-        &Peer::of(&req),
+        &Peer::of(&req, &state),
         &body.client,
         &body.seq,
         change,
@@ -317,7 +320,8 @@ pub async fn restore(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !teacher_token_matches(&req, &state.teacher_token) {
+    let peer = Peer::of(&req, &state);
+    if !peer.is_teacher(&req, &state) {
         return Err(ApiError::Unauthorized);
     }
     state.check_outage()?;
@@ -330,18 +334,24 @@ pub async fn restore(
         }));
     }
     let text = state.doc.text_at(rev).await?;
-    // The teacher's restores are one editor whose numbers only grow.
-    let seq = Value::from(crate::store::now_ms());
-    let submitted = submit(
-        &state,
-        &Peer::of(&req),
-        &Value::from("teacher-restore"),
-        &seq,
-        Ok(Change::Restore(text)),
-        Some("teacher"),
-        Via::Api,
-    )
-    .await?;
+    // The teacher's restores are one editor whose numbers only grow. Not
+    // through `submit`: the teacher is already known, and no guest rule or
+    // editor's rate limit applies.
+    let submitted = state
+        .doc
+        .submit(Submission {
+            client: "teacher-restore".into(),
+            seq: crate::store::now_ms(),
+            change: Change::Restore(text),
+            author: peer.session.as_ref().map(|s| s.name.to_string()),
+            account: peer.session.is_some(),
+            via: Via::Api,
+        })
+        .await
+        .map_err(|err| match err {
+            SubmitError::Refused(refused) => ApiError::from(refused),
+            SubmitError::Store(err) => ApiError::from(err),
+        })?;
     Ok(submitted_response(&submitted))
 }
 

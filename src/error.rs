@@ -15,6 +15,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::accounts::AccountError;
 use crate::doc::DocError;
 use crate::limits::Refusal;
 use crate::message::InvalidMessage;
@@ -38,9 +39,25 @@ pub enum ApiError {
     /// WebSocket only: a binary frame on the room's socket.
     #[error("this socket takes JSON text frames, not binary ones")]
     BinaryNotSupported,
-    /// 401: changing the lab needs the teacher's token.
-    #[error("changing the lab needs the teacher token (Authorization: Bearer <token>)")]
+    /// 401: this needs the teacher (a teacher's session, or the token).
+    #[error(
+        "this needs the teacher: sign in as the teacher, or send the teacher token (Authorization: Bearer <token>)"
+    )]
     Unauthorized,
+    /// 401: the server wants accounts, and this guest is not signed in.
+    #[error("sign in to write here: this server does not take messages or edits from guests")]
+    SignInRequired,
+    /// 401: `GET /api/session` without a live session.
+    #[error("not signed in")]
+    NotSignedIn,
+    /// 409: a guest used a name that belongs to an account.
+    #[error("that name belongs to an account: sign in as it, or choose another name")]
+    NameTaken,
+    /// An account operation was refused (its own status and code). A
+    /// failure of the accounts' database or hasher becomes [`ApiError::Store`]
+    /// instead, so its details stay in the server's log.
+    #[error(transparent)]
+    Account(AccountError),
     /// 403: a WebSocket upgrade from a page on another site.
     #[error("WebSocket connections from origin {0} are not allowed")]
     ForbiddenOrigin(String),
@@ -109,10 +126,25 @@ fn retry_secs(d: Duration) -> u64 {
 
 fn connection_refusal_text(what: &str, refusal: &Refusal) -> String {
     match refusal {
+        Refusal::PerPerson(n) => {
+            format!("you have too many {what} open (at most {n}); close some tabs")
+        }
         Refusal::PerAddress(n) => {
-            format!("too many {what} from your address (at most {n}); close some tabs")
+            format!("too many {what} from your address (at most {n} for everyone behind it)")
         }
         Refusal::Total(n) => format!("the server is full: {n} {what} are open already"),
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::Store(_) | AccountError::Hash(_) => {
+                tracing::error!(%err, "accounts failed");
+                ApiError::Store
+            }
+            refused => ApiError::Account(refused),
+        }
     }
 }
 
@@ -139,6 +171,10 @@ impl ApiError {
             ApiError::UnknownFrameType(_) => "unknown_type",
             ApiError::BinaryNotSupported => "binary_not_supported",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::SignInRequired => "sign_in_required",
+            ApiError::NotSignedIn => "not_signed_in",
+            ApiError::NameTaken => "name_taken",
+            ApiError::Account(err) => err.code(),
             ApiError::ForbiddenOrigin(_) => "forbidden_origin",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
@@ -167,6 +203,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::RateLimited(wait) => Some(*wait),
+            ApiError::Account(err) => err.retry_after(),
             ApiError::TooManyConnections { .. }
             | ApiError::Outage
             | ApiError::ShuttingDown
@@ -206,7 +243,13 @@ impl ResponseError for ApiError {
             | ApiError::NotWebSocket
             | ApiError::UnknownFrameType(_) => StatusCode::BAD_REQUEST,
             ApiError::BinaryNotSupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::SignInRequired | ApiError::NotSignedIn => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::NameTaken => StatusCode::CONFLICT,
+            ApiError::Account(err) => {
+                StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             ApiError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -221,7 +264,7 @@ impl ResponseError for ApiError {
             ApiError::Doc(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooManyConnections { refusal, .. } => match refusal {
-                Refusal::PerAddress(_) => StatusCode::TOO_MANY_REQUESTS,
+                Refusal::PerPerson(_) | Refusal::PerAddress(_) => StatusCode::TOO_MANY_REQUESTS,
                 Refusal::Total(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::Outage | ApiError::ShuttingDown | ApiError::Busy => {

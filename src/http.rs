@@ -162,20 +162,6 @@ pub fn client_ip(req: &HttpRequest) -> IpAddr {
     }
 }
 
-/// Who is on the other end of a request or connection, for the limits.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// The client's address.
-    pub ip: IpAddr,
-}
-
-impl Peer {
-    /// The peer of `req`.
-    pub fn of(req: &HttpRequest) -> Peer {
-        Peer { ip: client_ip(req) }
-    }
-}
-
 /// `{"<entries>":[…],"<last>":M}` — a polling answer — assembled from each
 /// entry's pre-encoded JSON (no serde work per request). The chat's is
 /// `{"messages":[…],"last_id":M}`.

@@ -43,6 +43,8 @@
 //! * [`state`] — the state every handler shares.
 //! * [`http`] — helpers every handler shares: JSON bodies, query numbers,
 //!   `Server-Timing`, `Origin`, `Authorization`.
+//! * [`identity`] — who is asking (address, session cookie, tab), and what
+//!   follows: whose name a message carries, whose limits it counts against.
 //! * [`transports`] — one thin adapter per transport, written once for any
 //!   log: [`polling`](transports::polling),
 //!   [`long_poll`](transports::long_poll),
@@ -54,6 +56,8 @@
 //! * [`editing`] — submitting an edit (one path for `POST`, `PUT` and the
 //!   WebSocket), the document's other endpoints, and the document as a
 //!   topic of the transports.
+//! * [`signin`] — signing up, in and out; the session cookie; the
+//!   teacher's view of who is signed in.
 //! * [`api`] — stats, lab, health: the endpoints that are not a log's.
 //! * [`pages`] — the HTML pages.
 //! * [`server`] — wiring, start and graceful stop.
@@ -66,6 +70,7 @@ pub mod doc;
 pub mod editing;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod lab;
 pub mod limits;
 pub mod log;
@@ -74,6 +79,7 @@ pub mod ot;
 pub mod pages;
 pub mod room;
 pub mod server;
+pub mod signin;
 pub mod state;
 pub mod stats;
 pub mod store;

@@ -111,57 +111,97 @@ impl Bucket {
     }
 }
 
+/// Whose share of a limit something counts against (see
+/// `identity::Peer::who`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Who {
+    /// A signed-in person: all their tabs and devices together (the
+    /// account's name).
+    Account(Arc<str>),
+    /// A guest's browser tab (or a document editor's `client`).
+    Tab(String),
+    /// A client that says neither (curl, a script): its address.
+    Address(IpAddr),
+}
+
 /// Which limit refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// This address has too many open already (429).
+    /// This person (account, or a guest's tab) has too many open (429).
+    PerPerson(u32),
+    /// This address has too many open — the looser outer bound for a
+    /// class behind one address (429).
     PerAddress(u32),
     /// The server as a whole is full (503).
     Total(u32),
 }
 
-/// Counts open connections of one kind, per address and in total.
+/// Counts open connections of one kind: per person, per address, in total.
+///
+/// A person is whatever [`Who`](crate::identity::Who) the caller keys by —
+/// an account, a guest's tab, or (a client that says nothing) its address.
+/// The per-address count is kept as an outer bound only: a school that
+/// reaches the server through one address is one address for 60 students.
 #[derive(Debug)]
-pub struct ConnectionLimiter {
+pub struct ConnectionLimiter<K = Who> {
     /// What is being counted, for error messages ("WebSocket connections").
     pub what: &'static str,
+    per_person: u32,
     per_ip: u32,
     total: u32,
-    state: Mutex<ConnState>,
+    state: Mutex<ConnState<K>>,
 }
 
-#[derive(Debug, Default)]
-struct ConnState {
+#[derive(Debug)]
+struct ConnState<K> {
+    by_person: HashMap<K, u32>,
     by_ip: HashMap<IpAddr, u32>,
     total: u32,
 }
 
-impl ConnectionLimiter {
-    /// At most `per_ip` per address and `total` overall (0 = unlimited).
-    pub fn new(what: &'static str, per_ip: u32, total: u32) -> Arc<ConnectionLimiter> {
+impl<K: std::hash::Hash + Eq + Clone> ConnectionLimiter<K> {
+    /// At most `per_person` per person, `per_ip` per address and `total`
+    /// overall (0 = unlimited).
+    pub fn new(
+        what: &'static str,
+        per_person: u32,
+        per_ip: u32,
+        total: u32,
+    ) -> Arc<ConnectionLimiter<K>> {
         Arc::new(ConnectionLimiter {
             what,
+            per_person,
             per_ip,
             total,
-            state: Mutex::new(ConnState::default()),
+            state: Mutex::new(ConnState {
+                by_person: HashMap::new(),
+                by_ip: HashMap::new(),
+                total: 0,
+            }),
         })
     }
 
-    /// Takes a slot for `ip`, released when the guard is dropped.
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionGuard, Refusal> {
+    /// Takes a slot for `person` at `ip`, released when the guard drops.
+    pub fn acquire(self: &Arc<Self>, person: K, ip: IpAddr) -> Result<ConnectionGuard<K>, Refusal> {
         // unwrap: nothing panics while holding this lock.
         let mut state = self.state.lock().unwrap();
         if self.total > 0 && state.total >= self.total {
             return Err(Refusal::Total(self.total));
         }
-        let count = state.by_ip.entry(ip).or_insert(0);
-        if self.per_ip > 0 && *count >= self.per_ip {
+        let at_ip = state.by_ip.get(&ip).copied().unwrap_or(0);
+        if self.per_ip > 0 && at_ip >= self.per_ip {
             return Err(Refusal::PerAddress(self.per_ip));
         }
-        *count += 1;
+        let of_person = state.by_person.get(&person).copied().unwrap_or(0);
+        if self.per_person > 0 && of_person >= self.per_person {
+            return Err(Refusal::PerPerson(self.per_person));
+        }
+        state.by_ip.insert(ip, at_ip + 1);
+        state.by_person.insert(person.clone(), of_person + 1);
         state.total += 1;
         Ok(ConnectionGuard {
             limiter: Arc::clone(self),
+            person,
             ip,
         })
     }
@@ -175,23 +215,29 @@ impl ConnectionLimiter {
 
 /// One open connection's slot.
 #[derive(Debug)]
-pub struct ConnectionGuard {
-    limiter: Arc<ConnectionLimiter>,
+pub struct ConnectionGuard<K: std::hash::Hash + Eq + Clone = Who> {
+    limiter: Arc<ConnectionLimiter<K>>,
+    person: K,
     ip: IpAddr,
 }
 
-impl Drop for ConnectionGuard {
+impl<K: std::hash::Hash + Eq + Clone> Drop for ConnectionGuard<K> {
     fn drop(&mut self) {
         // unwrap: see acquire.
         let mut state = self.limiter.state.lock().unwrap();
         state.total -= 1;
-        if let Some(count) = state.by_ip.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                // Forget addresses with nothing open: the map stays as small
-                // as the set of currently connected clients.
-                state.by_ip.remove(&self.ip);
-            }
+        // Forget keys with nothing open: the maps stay as small as the set
+        // of currently connected clients.
+        release(&mut state.by_ip, &self.ip);
+        release(&mut state.by_person, &self.person);
+    }
+}
+
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(key);
         }
     }
 }
@@ -257,14 +303,38 @@ mod tests {
 
     #[test]
     fn connection_slots_come_back_when_guards_drop() {
-        let limiter = ConnectionLimiter::new("test", 2, 3);
-        let a1 = limiter.acquire(A).unwrap();
-        let _a2 = limiter.acquire(A).unwrap();
-        assert_eq!(limiter.acquire(A).unwrap_err(), Refusal::PerAddress(2));
-        let _b1 = limiter.acquire(B).unwrap();
-        assert_eq!(limiter.acquire(B).unwrap_err(), Refusal::Total(3));
+        let limiter = ConnectionLimiter::new("test", 0, 2, 3);
+        let a1 = limiter.acquire(A, A).unwrap();
+        let _a2 = limiter.acquire(A, A).unwrap();
+        assert_eq!(limiter.acquire(A, A).unwrap_err(), Refusal::PerAddress(2));
+        let _b1 = limiter.acquire(B, B).unwrap();
+        assert_eq!(limiter.acquire(B, B).unwrap_err(), Refusal::Total(3));
         drop(a1);
         assert_eq!(limiter.open(), 2);
-        limiter.acquire(B).unwrap();
+        limiter.acquire(B, B).unwrap();
+    }
+
+    #[test]
+    fn people_behind_one_address_each_get_their_own_share() {
+        // Three people at one address, two connections each allowed, the
+        // address allowing five: the third person's second is the sixth.
+        let limiter = ConnectionLimiter::new("test", 2, 5, 0);
+        let mut open = Vec::new();
+        for person in ["ada", "bob"] {
+            open.push(limiter.acquire(person, A).unwrap());
+            open.push(limiter.acquire(person, A).unwrap());
+            assert_eq!(
+                limiter.acquire(person, A).unwrap_err(),
+                Refusal::PerPerson(2)
+            );
+        }
+        open.push(limiter.acquire("cy", A).unwrap());
+        assert_eq!(
+            limiter.acquire("cy", A).unwrap_err(),
+            Refusal::PerAddress(5)
+        );
+        // Elsewhere, cy is only limited as a person.
+        open.push(limiter.acquire("cy", B).unwrap());
+        assert_eq!(limiter.open(), 6);
     }
 }

@@ -91,6 +91,10 @@ pub struct Message {
     pub sent_at: u64,
     /// The page the sender used.
     pub via: Via,
+    /// True when the author is a signed-in account (contract v2: readers
+    /// see `"account": true`; left out for guests).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub account: bool,
 }
 
 /// A message that passed validation and waits for the store to give it an id.
@@ -106,6 +110,8 @@ pub struct NewMessage {
     /// same author and key is the same message sent again (a retry after a
     /// timeout), and is answered with the first instead of being stored.
     pub key: Option<String>,
+    /// The author is a signed-in account's name.
+    pub account: bool,
 }
 
 /// Why a message was refused. Each variant maps to one stable error `code`.
@@ -218,6 +224,7 @@ impl NewMessage {
             text: text.to_owned(),
             via,
             key: key.map(str::to_owned),
+            account: false,
         })
     }
 }
@@ -361,6 +368,7 @@ mod tests {
             text: "line1\nline2".into(),
             sent_at: 1,
             via: Via::Websocket,
+            account: false,
         });
         let frame: serde_json::Value = serde_json::from_str(&m.wire.ws_frame).unwrap();
         assert_eq!(frame["type"], "message");

@@ -128,17 +128,23 @@ fn create_table(conn: &Connection) -> Result<(), StoreError> {
              text    TEXT    NOT NULL,
              sent_at INTEGER NOT NULL,
              via     TEXT    NOT NULL,
-             key     TEXT
+             key     TEXT,
+             account INTEGER NOT NULL DEFAULT 0
          ) STRICT;",
     )?;
-    // A database made before resend keys existed lacks the column.
-    let has_key: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'key'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_key {
-        conn.execute_batch("ALTER TABLE messages ADD COLUMN key TEXT;")?;
+    // A database made before resend keys (or accounts) existed lacks the
+    // column: add it, rewriting nothing.
+    for (column, definition) in [("key", "TEXT"), ("account", "INTEGER NOT NULL DEFAULT 0")] {
+        let has: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = ?1",
+            [column],
+            |row| row.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE messages ADD COLUMN {column} {definition};"
+            ))?;
+        }
     }
     Ok(())
 }
@@ -205,8 +211,8 @@ impl Writer for MessageWriter {
             let tx = conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO messages (id, author, text, sent_at, via, key) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO messages (id, author, text, sent_at, via, key, account) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
                 let new_messages = slots.iter().filter_map(|slot| match slot {
                     Slot::New(msg) => Some(msg),
@@ -220,6 +226,7 @@ impl Writer for MessageWriter {
                         sent_at as i64,
                         msg.via.as_str(),
                         msg.key,
+                        msg.account,
                     ])?;
                 }
             }
@@ -245,6 +252,7 @@ impl Writer for MessageWriter {
                         text: msg.text,
                         sent_at,
                         via: msg.via,
+                        account: msg.account,
                     }));
                     if let Some(key) = msg.key {
                         self.keys.insert(key, Arc::clone(&message));
@@ -282,11 +290,11 @@ impl Keys {
     fn load(conn: &Connection, last_id: u64) -> Result<Keys, StoreError> {
         let mut keys = Keys::default();
         let mut stmt = conn.prepare(
-            "SELECT id, author, text, sent_at, via, key FROM messages \
+            "SELECT id, author, text, sent_at, via, account, key FROM messages \
              WHERE id > ?1 AND key IS NOT NULL ORDER BY id",
         )?;
         let since = last_id.saturating_sub(KEYS_REMEMBERED) as i64;
-        let rows = stmt.query_map([since], |row| Ok((message_from_row(row)?, row.get(5)?)))?;
+        let rows = stmt.query_map([since], |row| Ok((message_from_row(row)?, row.get(6)?)))?;
         for row in rows {
             let (message, key): (Message, String) = row?;
             keys.insert(key, Arc::new(StoredMessage::new(message)));
@@ -329,7 +337,8 @@ fn max_id(conn: &Connection) -> Result<u64, StoreError> {
 /// Messages with `id > since`, oldest first, at most `limit`.
 fn read_range(conn: &Connection, since: u64, limit: usize) -> rusqlite::Result<Vec<Message>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, author, text, sent_at, via FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT id, author, text, sent_at, via, account FROM messages \
+         WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
     // SQLite integers are i64; ids beyond i64::MAX cannot exist in the table.
     let since = i64::try_from(since).unwrap_or(i64::MAX);
@@ -337,7 +346,7 @@ fn read_range(conn: &Connection, since: u64, limit: usize) -> rusqlite::Result<V
     rows.collect()
 }
 
-/// A row that starts `id, author, text, sent_at, via`.
+/// A row that starts `id, author, text, sent_at, via, account`.
 fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     let via: String = row.get(4)?;
     Ok(Message {
@@ -346,5 +355,6 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
         text: row.get(2)?,
         sent_at: row.get::<_, i64>(3)? as u64,
         via: Via::parse(&via).unwrap_or(Via::Api),
+        account: row.get(5)?,
     })
 }

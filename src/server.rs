@@ -19,8 +19,10 @@ use crate::config::Config;
 use crate::doc::Document;
 use crate::editing;
 use crate::error::query_error;
+use crate::identity;
 use crate::pages;
 use crate::room::Room;
+use crate::signin;
 use crate::state::AppState;
 use crate::transports::{echo, long_poll, polling, sse, websocket};
 
@@ -69,6 +71,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/doc/summary").route(web::get().to(editing::summary)))
             .service(resource("/doc/restore").route(web::post().to(editing::restore)))
             .service(resource("/echo").route(web::get().to(echo::echo)))
+            // Accounts.
+            .service(
+                resource("/accounts")
+                    .route(web::post().to(signin::create_account))
+                    .route(web::get().to(signin::signed_in)),
+            )
+            .service(
+                resource("/accounts/{name}/sessions").route(web::delete().to(signin::end_sessions)),
+            )
+            .service(
+                resource("/session")
+                    .route(web::post().to(signin::sign_in))
+                    .route(web::get().to(signin::who_am_i))
+                    .route(web::delete().to(signin::sign_out)),
+            )
             .service(resource("/stats").route(web::get().to(api::stats)))
             .service(
                 resource("/lab")
@@ -111,6 +128,10 @@ pub async fn run_with(
         app_state.room.log().relay_on_this_thread();
         app_state.doc.log().relay_on_this_thread();
         App::new()
+            // Changes only from this server's own pages (see `identity`).
+            .wrap(actix_web::middleware::from_fn(
+                identity::refuse_cross_site_changes,
+            ))
             .app_data(app_state.clone())
             .app_data(room.clone())
             .app_data(doc.clone())

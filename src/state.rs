@@ -11,14 +11,26 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::accounts::{AccountError, Accounts, AccountsConfig, PasswordParams, SignInLimits};
 use crate::config::Config;
 use crate::doc::Document;
 use crate::error::ApiError;
 use crate::lab::Lab;
-use crate::limits::{ConnectionGuard, ConnectionLimiter, RateLimiter};
+use crate::limits::{ConnectionLimiter, RateLimiter, Who};
 use crate::room::Room;
 use crate::stats::Stats;
 use crate::store::{Database, StoreError};
+
+/// Why the server's state could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The message or document store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The accounts' tables.
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
+}
 
 /// Everything a handler may need, shared by all workers (actix wraps it in
 /// an `Arc` as `web::Data<AppState>`).
@@ -27,6 +39,8 @@ pub struct AppState {
     pub room: Room,
     /// The shared document.
     pub doc: Document,
+    /// Accounts and sessions.
+    pub accounts: Accounts,
     /// The teacher's network lab.
     pub lab: Lab,
     /// Counters for `/api/stats`.
@@ -35,24 +49,28 @@ pub struct AppState {
     pub config: Config,
     /// The token `PUT /api/lab` must present (from the flag, or generated).
     pub teacher_token: String,
-    /// Messages per second per client address.
-    pub post_rate: RateLimiter,
-    /// Document edits per second per editor (`client`).
-    pub doc_rate: RateLimiter<String>,
-    /// Open WebSockets (room and echo), per address and in total.
-    pub ws_slots: Arc<ConnectionLimiter>,
-    /// Open SSE streams, per address and in total.
-    pub sse_slots: Arc<ConnectionLimiter>,
-    /// Held long polls, per address and in total.
-    pub longpoll_slots: Arc<ConnectionLimiter>,
+    /// Messages per second per person.
+    pub post_rate: RateLimiter<Who>,
+    /// Messages per second per client address (the outer bound).
+    pub post_rate_ip: RateLimiter<IpAddr>,
+    /// Document edits per second per person (account, or editor `client`).
+    pub doc_rate: RateLimiter<Who>,
+    /// Open WebSockets (every log's and echo), per person, per address and
+    /// in total.
+    pub ws_slots: Arc<ConnectionLimiter<Who>>,
+    /// Open SSE streams, likewise.
+    pub sse_slots: Arc<ConnectionLimiter<Who>>,
+    /// Held long polls, likewise.
+    pub longpoll_slots: Arc<ConnectionLimiter<Who>>,
     /// Flips to `true` once when the server begins shutting down, so that
     /// long-lived connections can say goodbye properly.
     closing: watch::Sender<bool>,
 }
 
 impl AppState {
-    /// Opens the store, loads the room and sets up the limits.
-    pub fn open(config: Config) -> Result<AppState, StoreError> {
+    /// Opens the stores, loads the room, the document and the accounts,
+    /// and sets up the limits.
+    pub fn open(config: Config) -> Result<AppState, OpenError> {
         let db = Database::open(&config.db, config.sync)?;
         let room = Room::open(db, config.memory_window, config.write_queue)?;
         // The document has a writer (and so a connection) of its own.
@@ -63,6 +81,24 @@ impl AppState {
             config.memory_window,
             config.write_queue,
         )?;
+        let accounts = Accounts::open(
+            &config.db,
+            AccountsConfig {
+                session_days: config.session_days,
+                teacher: config.teacher.clone(),
+                password: if config.insecure_fast_passwords {
+                    PasswordParams::FAST_FOR_TESTS
+                } else {
+                    PasswordParams::DEFAULT
+                },
+                sign_in_limits: if config.no_limits {
+                    SignInLimits::UNLIMITED
+                } else {
+                    SignInLimits::DEFAULT
+                },
+                ..AccountsConfig::default()
+            },
+        )?;
         let teacher_token = config
             .teacher_token
             .clone()
@@ -72,23 +108,28 @@ impl AppState {
         Ok(AppState {
             room,
             doc,
+            accounts,
             lab: Lab::new(),
             stats: Stats::default(),
             teacher_token,
             post_rate: RateLimiter::new(rate(config.post_rate), config.post_burst),
+            post_rate_ip: RateLimiter::new(rate(config.post_rate_per_ip), config.post_burst_per_ip),
             doc_rate: RateLimiter::new(rate(config.doc_op_rate), config.doc_op_burst),
             ws_slots: ConnectionLimiter::new(
                 "WebSocket connections",
+                config.limit(config.ws_per_person),
                 config.limit(config.ws_per_ip),
                 config.limit(config.ws_total),
             ),
             sse_slots: ConnectionLimiter::new(
                 "event streams",
+                config.limit(config.sse_per_person),
                 config.limit(config.sse_per_ip),
                 config.limit(config.sse_total),
             ),
             longpoll_slots: ConnectionLimiter::new(
                 "held long polls",
+                config.limit(config.longpoll_per_person),
                 config.limit(config.longpoll_per_ip),
                 config.limit(config.longpoll_total),
             ),
@@ -104,20 +145,6 @@ impl AppState {
         } else {
             Ok(())
         }
-    }
-
-    /// Takes a connection slot or explains the refusal.
-    pub fn acquire(
-        &self,
-        limiter: &Arc<ConnectionLimiter>,
-        ip: IpAddr,
-    ) -> Result<ConnectionGuard, ApiError> {
-        limiter
-            .acquire(ip)
-            .map_err(|refusal| ApiError::TooManyConnections {
-                what: limiter.what,
-                refusal,
-            })
     }
 
     /// True once shutdown has begun.

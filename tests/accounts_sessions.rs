@@ -19,7 +19,8 @@ use weebsockets::accounts::{
 };
 use weebsockets::config::SyncMode;
 use weebsockets::message::{NewMessage, Via};
-use weebsockets::store::Store;
+use weebsockets::room::Room;
+use weebsockets::store::Database;
 
 const HOME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
 const PASSWORD: &str = "correct horse";
@@ -340,19 +341,18 @@ async fn accounts_share_the_message_store_s_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("class.db");
     // The store first (as the server does), then the accounts.
-    let store = Store::open(&path, SyncMode::Normal).unwrap();
-    let store = store.start(64, |_| {}).unwrap();
+    let room = Room::open(Database::open(&path, SyncMode::Normal).unwrap(), 100, 64).unwrap();
     let accounts = Accounts::open(&path, fast()).unwrap();
 
     // Messages and accounts are written at the same time: the two
     // connections take turns at SQLite's write lock, nobody fails.
     let writer = {
-        let store = store.clone();
+        let room = room.clone();
         tokio::spawn(async move {
             for i in 0..200 {
                 let msg =
                     NewMessage::validate("guest", &format!("hello {i}"), Via::Api, 2000).unwrap();
-                store.append(msg).await.expect("message stored");
+                room.append(msg).await.expect("message stored");
             }
         })
     };
@@ -365,13 +365,13 @@ async fn accounts_share_the_message_store_s_file() {
         tokens.push(s.token);
     }
     writer.await.unwrap();
-    store.shutdown().await;
+    room.flush_and_stop().await;
     drop(accounts);
 
     // Both are in the one file after a restart, in either order.
     let accounts = Accounts::open(&path, fast()).unwrap();
-    let store = Store::open(&path, SyncMode::Normal).unwrap();
-    assert_eq!(store.last_id(), 200);
+    let room = Room::open(Database::open(&path, SyncMode::Normal).unwrap(), 100, 64).unwrap();
+    assert_eq!(room.last_id(), 200);
     for token in &tokens {
         assert!(accounts.session(token.as_str()).is_some());
     }

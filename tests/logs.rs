@@ -22,7 +22,7 @@ use bytestring::ByteString;
 use common::*;
 use serde_json::{Value, json};
 use weebsockets::error::ApiError;
-use weebsockets::http::Peer;
+use weebsockets::identity::Peer;
 use weebsockets::log::{Entry, Log, Wire};
 use weebsockets::server::{api_scope, resource};
 use weebsockets::stats::TransportSet;

@@ -52,7 +52,7 @@ async fn hold<T: Topic>(query: &ReadQuery, reader: &Reader<T>) -> Result<HttpRes
     // A held poll occupies a slot until it is answered or the client goes
     // away (actix drops this future when the connection closes, which drops
     // the guards and frees the slot).
-    let _slot = state.acquire(&state.longpoll_slots, reader.peer.ip)?;
+    let _slot = reader.peer.acquire(&state.longpoll_slots)?;
     let _held = stats.open_guard();
 
     let started = Instant::now();

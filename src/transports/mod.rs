@@ -45,7 +45,8 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
-use crate::http::{Peer, ReadQuery, json_response, server_timing, slice_body};
+use crate::http::{ReadQuery, json_response, server_timing, slice_body};
+use crate::identity::Peer;
 use crate::log::{Entry, Log, Slice};
 use crate::state::AppState;
 use crate::stats::{TransportSet, TransportStats};
@@ -111,8 +112,8 @@ impl<T: Topic> FromRequest for Reader<T> {
         ready(match (topic, state) {
             (Some(topic), Some(state)) => Ok(Reader {
                 topic,
+                peer: Peer::of(req, &state),
                 state,
-                peer: Peer::of(req),
             }),
             // Only a route registered without its topic's app data gets
             // here: a wiring mistake, found by the first request.

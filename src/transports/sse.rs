@@ -60,20 +60,21 @@ pub async fn events<T: Topic>(
     let accepted = (|| -> Result<_, ApiError> {
         state.check_outage()?;
         let since = query.since_or_last_event_id(&req)?;
-        let slot = state.acquire(&state.sse_slots, peer.ip)?;
+        let slot = peer.acquire(&state.sse_slots)?;
         Ok((since, slot))
     })();
     topic.stats(&state).of(Via::Sse).count(&accepted);
     let (since, slot) = accepted?;
 
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CAPACITY);
+    let session_ended = peer.session_ended(&state);
     let stream = EventStream {
         feed: Feed::of(topic.get_ref(), &state, since, sse_event::<T::Entry>),
         topic: topic.into_inner(),
         state: state.into_inner(),
         tx,
     };
-    actix_web::rt::spawn(stream.run(slot));
+    actix_web::rt::spawn(stream.run(slot, session_ended));
 
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
@@ -105,7 +106,11 @@ struct EventStream<T: Topic> {
 }
 
 impl<T: Topic> EventStream<T> {
-    async fn run(mut self, _slot: ConnectionGuard) {
+    async fn run(
+        mut self,
+        _slot: ConnectionGuard,
+        mut session_ended: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    ) {
         let (state, topic) = (Arc::clone(&self.state), Arc::clone(&self.topic));
         let _open = topic.stats(&state).of(Via::Sse).open_guard();
         let keepalive = state.config.sse_keepalive();
@@ -130,6 +135,9 @@ impl<T: Topic> EventStream<T> {
                 // after `retry` ms and finds the server back (or not yet).
                 _ = &mut closing => break,
                 _ = &mut outage => break,
+                // Signed out (here, in another tab, by the teacher): the
+                // stream opened with that session ends.
+                _ = &mut session_ended => break,
                 // The browser went away (tab closed, network gone).
                 _ = self.tx.closed() => break,
                 _ = self.feed.ready() => {

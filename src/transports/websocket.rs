@@ -11,8 +11,9 @@
 //!    handed to the log's [`Topic::on_frame`] (the chat stores a `send` and
 //!    answers `ack`) and the reply goes back on the same connection.
 //! 4. **close** — either side may close with a code: 1000 normal, 1001 the
-//!    server is going away, 1009 a frame was too big, 1013 "try again later"
-//!    (the lab's outage, or a client too slow to keep up).
+//!    server is going away, 1008 the session it was opened with ended
+//!    (signed out), 1009 a frame was too big, 1013 "try again later" (the
+//!    lab's outage, or a client too slow to keep up).
 //!
 //! One task per connection runs [`Connection::run`]: a `select!` loop that
 //! waits for whichever comes first — a frame from the client, news in the
@@ -38,7 +39,8 @@ use bytestring::ByteString;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
-use crate::http::{Peer, ReadQuery, check_origin};
+use crate::http::{ReadQuery, check_origin};
+use crate::identity::Peer;
 use crate::limits::ConnectionGuard;
 use crate::log::Entry;
 use crate::message::Via;
@@ -82,7 +84,7 @@ pub fn accept_frames_up_to(
 ) -> Result<Accepted, ApiError> {
     state.check_outage()?;
     check_origin(req, &state.config.allowed_origins)?;
-    let slot = state.acquire(&state.ws_slots, Peer::of(req).ip)?;
+    let slot = Peer::of(req, state).acquire(&state.ws_slots)?;
     let (response, session, stream) =
         actix_ws::handle(req, body).map_err(|_| ApiError::NotWebSocket)?;
     // A message may arrive in fragments; reassemble them, but refuse (1009)
@@ -237,6 +239,9 @@ impl<T: Topic> Connection<T> {
 
         let closing = state.closing();
         let outage = state.lab.outage_started();
+        // Signed in: the session can end while the socket is open (sign-out
+        // in another tab, the teacher, expiry). A guest's never does.
+        let mut session_ended = self.peer.session_ended(&state);
         tokio::pin!(closing, outage);
 
         let ending = loop {
@@ -250,6 +255,7 @@ impl<T: Topic> Connection<T> {
 
                 _ = &mut closing => break close(CloseCode::Away, "server shutting down"),
                 _ = &mut outage => break close(CloseCode::Again, "network lab outage"),
+                _ = &mut session_ended => break close(CloseCode::Policy, "your session ended: sign in again"),
 
                 // receive: a frame from the client — but only while a reply
                 // fits in the feed. A client that sends faster than it reads
