@@ -20,6 +20,8 @@
 //! * [`room`] — the heart: the ordered log, cursors, waking waiting readers.
 //! * [`store`] — SQLite persistence: one writer thread, group commit.
 //! * [`message`] — the message, its validation, its pre-encoded wire forms.
+//! * [`ot`] — the shared document's edits: operations, compose, transform
+//!   (operational transformation), carets, and the three-state editor client.
 //! * [`transports`] — one thin adapter per transport:
 //!   [`polling`](transports::polling), [`long_poll`](transports::long_poll),
 //!   [`websocket`](transports::websocket), [`sse`](transports::sse), plus the
@@ -40,6 +42,7 @@ pub mod error;
 pub mod lab;
 pub mod limits;
 pub mod message;
+pub mod ot;
 pub mod pages;
 pub mod room;
 pub mod server;
