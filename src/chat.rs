@@ -150,7 +150,7 @@ impl Topic for Room {
         state: &AppState,
         peer: &Peer,
         frame: serde_json::Value,
-    ) -> Result<String, ApiError> {
+    ) -> Result<Option<String>, ApiError> {
         let reference = frame.get("ref").cloned();
         match frame.get("type").and_then(|t| t.as_str()) {
             Some("send") => {}
@@ -162,9 +162,9 @@ impl Topic for Room {
         let outgoing: Outgoing = serde_json::from_value(frame)
             .map_err(|e| ApiError::BadJson(format!("invalid send frame: {e}")))?;
         let sent = send(state, peer, &outgoing, Via::Websocket).await?;
-        Ok(
+        Ok(Some(
             serde_json::json!({"type": "ack", "ref": reference, "id": sent.message.id()})
                 .to_string(),
-        )
+        ))
     }
 }

@@ -9,6 +9,11 @@
 //! edit made at an old revision, and stores it. Reading the operations is
 //! the generic transports' job (the [`Topic`] impl below); `GET /api/doc`
 //! gives the text itself.
+//!
+//! Presence (who edits where: carets and selections, see `presence.rs`)
+//! is a third log, served by the same transports under
+//! `/api/doc/presence…`; an editor publishes its caret with
+//! `POST /api/doc/presence` or a `presence` frame on the presence socket.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -25,6 +30,7 @@ use crate::identity::{Peer, Who};
 use crate::log::Log;
 use crate::message::Via;
 use crate::ot::{MAX_SAFE_INTEGER, Operation, check_text};
+use crate::presence::{Caret, Presence, PresenceEntry};
 use crate::state::AppState;
 use crate::stats::TransportSet;
 use crate::transports::Topic;
@@ -390,7 +396,7 @@ impl Topic for Document {
         state: &AppState,
         peer: &Peer,
         frame: Value,
-    ) -> Result<String, ApiError> {
+    ) -> Result<Option<String>, ApiError> {
         let reference = frame.get("ref").cloned();
         match frame.get("type").and_then(|t| t.as_str()) {
             Some("op") => {}
@@ -410,9 +416,130 @@ impl Topic for Document {
             Via::Websocket,
         )
         .await?;
-        Ok(
+        Ok(Some(
             serde_json::json!({"type": "ack", "ref": reference, "rev": submitted.stored.rev})
                 .to_string(),
-        )
+        ))
+    }
+}
+
+/// What an editor says about its caret: `POST /api/doc/presence` bodies
+/// and `presence` frames on `/api/doc/presence/ws`.
+#[derive(Debug, Deserialize)]
+pub struct CaretUpdate {
+    /// The editor's id (its `client` in the document).
+    pub client: Value,
+    /// The revision `anchor` and `head` are positions in.
+    pub rev: Value,
+    /// Where the selection starts (code points).
+    pub anchor: Value,
+    /// Where the caret is.
+    pub head: Value,
+    /// The name to show (a guest's; signed in, the account's is used).
+    pub name: Option<String>,
+    /// The transport the editor reads over.
+    pub via: Option<String>,
+    /// True when the editor is leaving.
+    #[serde(default)]
+    pub left: bool,
+}
+
+/// Checks a caret update and publishes it to every reader of presence.
+pub fn publish_caret(
+    state: &AppState,
+    peer: &Peer,
+    update: &CaretUpdate,
+) -> Result<std::sync::Arc<PresenceEntry>, ApiError> {
+    state.check_outage()?;
+    let client = client_id(&update.client)?;
+    let rev = whole_number("rev", "invalid_rev", &update.rev)?;
+    if rev > state.doc.rev() {
+        return Err(ApiError::Doc(DocError::RevAhead {
+            rev,
+            last: state.doc.rev(),
+        }));
+    }
+    let anchor = whole_number("anchor", "invalid_caret", &update.anchor)?;
+    let head = whole_number("head", "invalid_caret", &update.head)?;
+    let via = via_of(update.via.as_deref())?;
+    // The same name rules as everywhere: signed in, the account's name; a
+    // guest may not show somebody's account name next to its caret.
+    let author = match (&peer.session, update.name.as_deref()) {
+        (None, None) => None,
+        (_, claimed) => Some(peer.author(state, claimed)?),
+    };
+    if let Err(wait) = state.presence_rate.check(client.clone()) {
+        return Err(ApiError::RateLimited(wait));
+    }
+    Ok(state.presence.publish(Caret {
+        color: Presence::color_of(&client),
+        client,
+        name: author
+            .as_ref()
+            .map_or_else(|| "guest".to_owned(), |a| a.name.clone()),
+        account: author.is_some_and(|a| a.account),
+        via,
+        rev,
+        anchor,
+        head,
+        left: update.left,
+    }))
+}
+
+/// `POST /api/doc/presence`: publishes this editor's caret; `204`.
+pub async fn post_presence(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let update: CaretUpdate = read_json(&req, payload, state.config.max_body_bytes).await?;
+    let peer = Peer::of(&req, &state);
+    publish_caret(&state, &peer, &update)?;
+    state
+        .stats
+        .presence
+        .of(via_of(update.via.as_deref())?)
+        .messages_received
+        .fetch_add(1, Relaxed);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Presence, as every transport serves it.
+impl Topic for Presence {
+    type Entry = PresenceEntry;
+    const ENTRIES: &'static str = "carets";
+    const LAST: &'static str = "last_seq";
+
+    fn log(&self) -> &Log<PresenceEntry> {
+        Presence::log(self)
+    }
+
+    fn stats<'a>(&'a self, state: &'a AppState) -> &'a TransportSet {
+        &state.stats.presence
+    }
+
+    /// A `presence` frame is published like a `POST` and needs no answer
+    /// (the editor's own caret comes back in the stream like everyone's).
+    async fn on_frame(
+        &self,
+        state: &AppState,
+        peer: &Peer,
+        frame: Value,
+    ) -> Result<Option<String>, ApiError> {
+        match frame.get("type").and_then(|t| t.as_str()) {
+            Some("presence") => {}
+            Some(other) => return Err(ApiError::UnknownFrameType(other.to_owned())),
+            None => return Err(ApiError::BadJson("a frame needs a \"type\"".to_owned())),
+        }
+        let update: CaretUpdate = serde_json::from_value(frame)
+            .map_err(|e| ApiError::BadJson(format!("invalid presence frame: {e}")))?;
+        publish_caret(state, peer, &update)?;
+        state
+            .stats
+            .presence
+            .of(Via::Websocket)
+            .messages_received
+            .fetch_add(1, Relaxed);
+        Ok(None)
     }
 }

@@ -36,6 +36,8 @@
 //!   (with resend keys).
 //! * [`doc`] — the shared document: its operations' log, the text in a
 //!   rope, the writer that transforms and stores each edit.
+//! * [`presence`] — who edits the document where: carets as a third,
+//!   in-memory log.
 //! * [`lab`] — the teacher's latency, jitter and outage switches.
 //! * [`limits`] — rate and connection limits per client address.
 //! * [`stats`] — the counters behind `/api/stats`.
@@ -77,6 +79,7 @@ pub mod log;
 pub mod message;
 pub mod ot;
 pub mod pages;
+pub mod presence;
 pub mod room;
 pub mod server;
 pub mod signin;

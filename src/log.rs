@@ -145,13 +145,30 @@ impl<E: Entry> Log<E> {
     /// ending at `last`), keeping at most `capacity` in memory and reading
     /// older ones through `older`.
     pub fn new(recent: Vec<Arc<E>>, last: u64, capacity: usize, older: Option<Older<E>>) -> Log<E> {
-        debug_assert!(recent.last().is_none_or(|e| e.position() == last));
         let capacity = if older.is_some() {
             capacity.max(1)
         } else {
             // Nowhere else to read from: keep everything.
             usize::MAX
         };
+        Log::with_window(recent, last, capacity, older)
+    }
+
+    /// A log that is never stored — like the document's presence: it keeps
+    /// its newest `capacity` entries in memory, and a reader further behind
+    /// than that skips ahead to the oldest it still has (for such a log,
+    /// only the newest entries matter).
+    pub fn bounded(capacity: usize) -> Log<E> {
+        Log::with_window(Vec::new(), 0, capacity.max(1), None)
+    }
+
+    fn with_window(
+        recent: Vec<Arc<E>>,
+        last: u64,
+        capacity: usize,
+        older: Option<Older<E>>,
+    ) -> Log<E> {
+        debug_assert!(recent.last().is_none_or(|e| e.position() == last));
         let mut recent = VecDeque::from(recent);
         while recent.len() > capacity {
             recent.pop_front();

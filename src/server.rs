@@ -21,6 +21,7 @@ use crate::editing;
 use crate::error::query_error;
 use crate::identity;
 use crate::pages;
+use crate::presence::Presence;
 use crate::room::Room;
 use crate::signin;
 use crate::state::AppState;
@@ -70,6 +71,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/doc/summary").route(web::get().to(editing::summary)))
             .service(resource("/doc/restore").route(web::post().to(editing::restore)))
+            // Presence: a third log (carets), the same transports again.
+            .service(
+                resource("/doc/presence")
+                    .route(web::get().to(polling::poll::<Presence>))
+                    .route(web::post().to(editing::post_presence)),
+            )
+            .service(
+                resource("/doc/presence/longpoll")
+                    .route(web::get().to(long_poll::long_poll::<Presence>)),
+            )
+            .service(
+                resource("/doc/presence/ws").route(web::get().to(websocket::websocket::<Presence>)),
+            )
+            .service(resource("/doc/presence/events").route(web::get().to(sse::events::<Presence>)))
             .service(resource("/echo").route(web::get().to(echo::echo)))
             // Accounts.
             .service(
@@ -122,11 +137,13 @@ pub async fn run_with(
     let app_state = state.clone();
     let room = web::Data::new(state.room.clone());
     let doc = web::Data::new(state.doc.clone());
+    let presence = web::Data::new(state.presence.clone());
     let server = HttpServer::new(move || {
         // Actix calls this once on each worker thread: the place to give the
         // worker its own relay of each log's news (see `log`).
         app_state.room.log().relay_on_this_thread();
         app_state.doc.log().relay_on_this_thread();
+        app_state.presence.log().relay_on_this_thread();
         App::new()
             // Changes only from this server's own pages (see `identity`).
             .wrap(actix_web::middleware::from_fn(
@@ -135,6 +152,7 @@ pub async fn run_with(
             .app_data(app_state.clone())
             .app_data(room.clone())
             .app_data(doc.clone())
+            .app_data(presence.clone())
             .configure(extra.clone())
             .configure(routes)
     })

@@ -17,9 +17,16 @@ use crate::doc::Document;
 use crate::error::ApiError;
 use crate::lab::Lab;
 use crate::limits::{ConnectionLimiter, RateLimiter, Who};
+use crate::presence::Presence;
 use crate::room::Room;
 use crate::stats::Stats;
 use crate::store::{Database, StoreError};
+
+/// Caret updates each editor may send per second: a caret moving while
+/// someone types is sent at most every 100 ms by the pages.
+pub const PRESENCE_RATE: f64 = 20.0;
+/// How many caret updates an editor may send at once.
+pub const PRESENCE_BURST: u32 = 40;
 
 /// Why the server's state could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +48,10 @@ pub struct AppState {
     pub doc: Document,
     /// Accounts and sessions.
     pub accounts: Accounts,
+    /// Who edits the document where (carets), in memory only.
+    pub presence: Presence,
+    /// Caret updates per second per editor.
+    pub presence_rate: RateLimiter<String>,
     /// The teacher's network lab.
     pub lab: Lab,
     /// Counters for `/api/stats`.
@@ -109,6 +120,8 @@ impl AppState {
             room,
             doc,
             accounts,
+            presence: Presence::new(),
+            presence_rate: RateLimiter::new(rate(PRESENCE_RATE), PRESENCE_BURST),
             lab: Lab::new(),
             stats: Stats::default(),
             teacher_token,

@@ -211,6 +211,8 @@ pub struct Stats {
     pub chat: TransportSet,
     /// The shared document's transports (`messages_*` count operations).
     pub doc: TransportSet,
+    /// Presence's transports (`messages_*` count carets).
+    pub presence: TransportSet,
     /// Edits refused as invalid (or not fitting the document) since start.
     pub doc_rejected: AtomicU64,
     /// Edits refused by an editor's rate limit since start.
@@ -227,6 +229,7 @@ impl Default for Stats {
             started: Instant::now(),
             chat: TransportSet::default(),
             doc: TransportSet::default(),
+            presence: TransportSet::default(),
             doc_rejected: AtomicU64::new(0),
             doc_rate_limited: AtomicU64::new(0),
             posts_rejected: AtomicU64::new(0),
@@ -245,6 +248,7 @@ impl Stats {
                 ops_rejected: self.doc_rejected.load(Relaxed),
                 ops_rate_limited: self.doc_rate_limited.load(Relaxed),
                 transports: self.doc.snapshot(),
+                presence: self.presence.snapshot(),
             },
             uptime_ms: self.started.elapsed().as_millis() as u64,
             room: RoomSnapshot {
@@ -285,6 +289,8 @@ pub struct DocSnapshot {
     /// Per transport, as for the chat (`messages_delivered` counts
     /// operations).
     pub transports: serde_json::Map<String, serde_json::Value>,
+    /// Presence per transport (`messages_*` count carets).
+    pub presence: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Room-wide totals.

@@ -1,7 +1,7 @@
 //! The transports are written once, for any ordered log. These tests run
 //! the same transport checks against every log: the chat, the shared
-//! document's operations, and a made-up log of numbers that exists only in
-//! this file — served by nothing more
+//! document's operations, its presence (carets, in memory only), and a
+//! made-up log of numbers that exists only in this file — served by nothing more
 //! than a [`Topic`] impl and a route per transport. If adding a log needed
 //! a copy of any transport, the made-up one could not pass them.
 //!
@@ -87,7 +87,7 @@ impl Topic for Tally {
         &self.stats
     }
 
-    async fn on_frame(&self, _: &AppState, _: &Peer, _: Value) -> Result<String, ApiError> {
+    async fn on_frame(&self, _: &AppState, _: &Peer, _: Value) -> Result<Option<String>, ApiError> {
         Err(ApiError::UnknownFrameType("anything".into()))
     }
 }
@@ -97,6 +97,7 @@ impl Topic for Tally {
 enum Kind {
     Chat,
     Doc,
+    Presence,
     Tally,
 }
 
@@ -146,6 +147,20 @@ const DOC: Shape = Shape {
     ws_type: "op",
     ws_field: None,
     sse_event: "op",
+};
+
+const PRESENCE: Shape = Shape {
+    kind: Kind::Presence,
+    poll: "/api/doc/presence",
+    longpoll: "/api/doc/presence/longpoll",
+    ws: "/api/doc/presence/ws",
+    events: "/api/doc/presence/events",
+    entries: "carets",
+    last: "last_seq",
+    position: "seq",
+    ws_type: "presence",
+    ws_field: None,
+    sse_event: "presence",
 };
 
 const TALLY: Shape = Shape {
@@ -212,6 +227,7 @@ impl Served {
             positions.push(match &self.tally {
                 Some(tally) => tally.append(),
                 None if self.shape.kind == Kind::Doc => self.type_one_character().await,
+                None if self.shape.kind == Kind::Presence => self.move_a_caret(i).await,
                 None => self.api.post_ok("ada", &format!("entry {i}")).await,
             });
         }
@@ -239,6 +255,23 @@ impl Served {
             .await;
         assert_eq!(status, 201, "{body}");
         body["rev"].as_u64().unwrap()
+    }
+
+    /// Publishes a caret of editor `i`; returns its position in the log.
+    async fn move_a_caret(&self, i: usize) -> u64 {
+        let before = self.api.get("/api/doc/presence?since=0&limit=1").await.2["last_seq"]
+            .as_u64()
+            .unwrap();
+        let (status, body) = self
+            .api
+            .json(
+                reqwest::Method::POST,
+                "/api/doc/presence",
+                &json!({"client": format!("editor-{i}"), "rev": 0, "anchor": 0, "head": 0}),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+        before + 1
     }
 
     fn position(&self, entry: &Value) -> u64 {
@@ -428,6 +461,7 @@ async fn a_long_poll_is_held_until_news_and_ends_in_204(shape: Shape) {
                 let stats = log.api.stats().await;
                 let transports = match log.shape.kind {
                     Kind::Doc => &stats["doc"]["transports"],
+                    Kind::Presence => &stats["doc"]["presence"],
                     _ => &stats["transports"],
                 };
                 transports["longpoll"]["open"].as_u64().unwrap()
@@ -501,6 +535,9 @@ macro_rules! for_every_log {
         }
         mod doc {
             $(#[tokio::test] async fn $check() { super::$check(super::DOC).await })*
+        }
+        mod presence {
+            $(#[tokio::test] async fn $check() { super::$check(super::PRESENCE).await })*
         }
         mod made_up_log {
             $(#[tokio::test] async fn $check() { super::$check(super::TALLY).await })*

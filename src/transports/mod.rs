@@ -79,15 +79,15 @@ pub trait Topic: Send + Sync + 'static {
     }
 
     /// A text frame a client sent on this log's WebSocket, parsed as JSON
-    /// (not yet checked for any shape). Returns the reply frame (an `ack`),
-    /// or the error that the transport sends back as an `error` frame with
-    /// the frame's `ref`.
+    /// (not yet checked for any shape). Returns the reply frame (an `ack`;
+    /// `None` for a frame that needs no answer), or the error that the
+    /// transport sends back as an `error` frame with the frame's `ref`.
     fn on_frame(
         &self,
         state: &AppState,
         peer: &Peer,
         frame: serde_json::Value,
-    ) -> impl Future<Output = Result<String, ApiError>>;
+    ) -> impl Future<Output = Result<Option<String>, ApiError>>;
 }
 
 /// What every transport's handler starts from: its log's topic, the

@@ -360,14 +360,18 @@ impl<T: Topic> Connection<T> {
     /// Queues the reply to a client's frame: an ack, or an error frame
     /// (which the stats count). There is room: frames are only read while
     /// the feed has some.
-    fn reply(&mut self, reply: Result<String, String>) {
-        let frame = reply.unwrap_or_else(|error| {
-            self.topic
-                .stats(&self.state)
-                .of(Via::Websocket)
-                .refused_frame();
-            error
-        });
+    fn reply(&mut self, reply: Result<Option<String>, String>) {
+        let frame = match reply {
+            Ok(Some(ack)) => ack,
+            Ok(None) => return,
+            Err(error) => {
+                self.topic
+                    .stats(&self.state)
+                    .of(Via::Websocket)
+                    .refused_frame();
+                error
+            }
+        };
         self.feed.push(frame.into());
     }
 }
