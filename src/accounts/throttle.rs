@@ -24,10 +24,13 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Above this many tracked names or addresses, buckets that have refilled
-/// completely are forgotten, so guessing at random names cannot grow memory
-/// without bound.
-const SWEEP_THRESHOLD: usize = 4_096;
+/// How often buckets that have refilled completely are forgotten, so that
+/// guessing at random names cannot grow memory without bound. On a clock,
+/// not on every attempt: a sweep walks the whole map, and doing it under
+/// the lock for each sign-in once the map is large would make every
+/// student pay for every name ever guessed (as `limits.rs` explains for
+/// the message rate).
+const SWEEP_EVERY_MS: u64 = 1_000;
 
 /// How many failed sign-ins are tolerated. Documented in `docs/limits.md`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -130,9 +133,10 @@ struct Buckets<K> {
     /// `burst × every_ms`: how far in the future "full again" may be. 0 turns
     /// the limit off.
     depth_ms: u64,
-    /// Key → when its bucket is full again. Only touched for a few
-    /// arithmetic operations: a std mutex, never held across an `.await`.
-    map: Mutex<HashMap<K, u64>>,
+    /// Key → when its bucket is full again, and when the map was last
+    /// swept. Only touched for a few arithmetic operations: a std mutex,
+    /// never held across an `.await`.
+    map: Mutex<(HashMap<K, u64>, u64)>,
 }
 
 impl<K: Hash + Eq + Clone> Buckets<K> {
@@ -142,7 +146,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             every_ms,
             // A zero refill time would mean "infinitely fast": no limit.
             depth_ms: every_ms.saturating_mul(u64::from(burst)),
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new((HashMap::new(), 0)),
         }
     }
 
@@ -151,10 +155,12 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             return Ok(());
         }
         // unwrap: nothing panics while holding this lock.
-        let mut map = self.map.lock().unwrap();
-        if map.len() > SWEEP_THRESHOLD {
+        let mut guard = self.map.lock().unwrap();
+        let (map, swept_at) = &mut *guard;
+        if now_ms >= *swept_at + SWEEP_EVERY_MS {
             // A full bucket carries no information.
             map.retain(|_, full_at| *full_at > now_ms);
+            *swept_at = now_ms;
         }
         let full_at = map.get(key).copied().unwrap_or(now_ms).max(now_ms);
         let after = full_at + self.every_ms;
@@ -171,7 +177,8 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             return;
         }
         // unwrap: see take.
-        let mut map = self.map.lock().unwrap();
+        let mut guard = self.map.lock().unwrap();
+        let map = &mut guard.0;
         if let Some(full_at) = map.get_mut(key) {
             *full_at = full_at.saturating_sub(self.every_ms).max(now_ms);
         }
