@@ -58,8 +58,11 @@ pub enum ApiError {
     /// instead, so its details stay in the server's log.
     #[error(transparent)]
     Account(AccountError),
-    /// 403: a WebSocket upgrade from a page on another site.
-    #[error("WebSocket connections from origin {0} are not allowed")]
+    /// 403: a WebSocket upgrade, or a request that changes something,
+    /// from a page on another site.
+    #[error(
+        "pages of another site (origin {0}) may not open this server's sockets or change anything here"
+    )]
     ForbiddenOrigin(String),
     /// 404: no such endpoint.
     #[error("no such endpoint: {0}")]
