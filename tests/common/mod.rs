@@ -4,6 +4,8 @@
 //! HTTP body).
 #![allow(dead_code)]
 
+pub mod editors;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
