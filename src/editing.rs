@@ -10,6 +10,7 @@
 //! the generic transports' job (the [`Topic`] impl below); `GET /api/doc`
 //! gives the text itself.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use actix_web::http::header;
@@ -330,8 +331,7 @@ pub async fn restore(
         }));
     }
     let text = state.doc.text_at(rev).await?;
-    // The teacher's restores are one editor whose numbers only grow.
-    let seq = Value::from(crate::store::now_ms());
+    let seq = Value::from(next_restore_seq());
     let submitted = submit(
         &state,
         &Peer::of(&req),
@@ -343,6 +343,21 @@ pub async fn restore(
     )
     .await?;
     Ok(submitted_response(&submitted))
+}
+
+/// The `seq` of the next restore. The teacher's restores are one editor
+/// (`teacher-restore`) whose numbers must only grow, across restarts too:
+/// the clock in milliseconds — but one more than the last if the clock has
+/// not moved on, or two restores in one millisecond (two clicks, two tabs)
+/// would share a `seq`, and the second would be taken for a resend of the
+/// first and answered with the first's text.
+fn next_restore_seq() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = crate::store::now_ms();
+    let next = |last: u64| now.max(last + 1);
+    match LAST.fetch_update(Relaxed, Relaxed, |last| Some(next(last))) {
+        Ok(last) | Err(last) => next(last),
+    }
 }
 
 /// The lab's latency and jitter on a read that is not a transport.

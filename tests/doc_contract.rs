@@ -1236,6 +1236,17 @@ async fn restore_brings_an_old_text_back_as_a_new_operation() {
     let (status, _, body) = restore(Some(token), json!({"rev": 0})).await;
     assert_eq!((status, &body["rev"]), (201, &json!(5)));
     assert_eq!(document(&api).await, (5, String::new()));
+
+    // Two restores at once (two clicks, two tabs) are two operations: each
+    // answered 201 with a revision of its own.
+    for round in 0..5 {
+        let (a, b) = tokio::join!(
+            restore(Some(token), json!({"rev": 2})),
+            restore(Some(token), json!({"rev": 3}))
+        );
+        assert_eq!((a.0, b.0), (201, 201), "round {round}: {} {}", a.2, b.2);
+        assert_ne!(a.2["rev"], b.2["rev"], "round {round}");
+    }
 }
 
 // ---------------------------------------------------------------------------
