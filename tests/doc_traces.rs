@@ -7,7 +7,10 @@
 /// second of latency) is replayed by two editors, one per person, on
 /// different transports, each running the three-state client and sending
 /// its edits against the revision it had seen: the server and both editors
-/// must end with the recording's text.
+/// must end with one text, the recording's — except for the trace's one
+/// spot where the contract's tie rule orders two inserts otherwise than the
+/// recording's editor did (see the test) — and every stored operation must
+/// be exactly its submission transformed against the ones stored since.
 ///
 /// The default run replays every trace whole except seph-blog1, of which it
 /// replays the first 20,000 edits; `cargo test --test doc_traces --
@@ -353,7 +356,7 @@ fn seen_by(trace: &Trace) -> Vec<[usize; 2]> {
 /// WebSocket, agent 1 reads the event stream and POSTs. Each types every
 /// transaction on exactly the text its parents describe, sends with the
 /// revision its client has, and at the end both clients and the server
-/// hold `endContent`.
+/// hold the same text: `endContent`, but for the tie explained at the end.
 ///
 /// How the schedule follows the trace (the approach of the in-process
 /// replay in `tests/common/traces.rs` on the `ot` branch): before an agent
