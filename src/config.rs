@@ -149,6 +149,15 @@ pub struct Config {
     #[arg(long, default_value_t = 60)]
     pub doc_op_burst: u32,
 
+    /// Edits each client address may send per second, everyone behind it
+    /// together: the outer bound over `--doc-op-rate` (0 = unlimited).
+    #[arg(long, default_value_t = 1000.0)]
+    pub doc_op_rate_per_ip: f64,
+
+    /// How many edits a client address may send in one burst.
+    #[arg(long, default_value_t = 2000)]
+    pub doc_op_burst_per_ip: u32,
+
     /// Messages waiting for the database writer before new posts are
     /// refused with 503.
     #[arg(long, default_value_t = 10_000)]

@@ -659,6 +659,12 @@ impl Writer for OpWriter {
     type Job = Submission;
     type Done = Result<Submitted, DocError>;
 
+    /// Snapshots are written after the batch's answers went out: an editor
+    /// never waits for a whole-text write.
+    fn after_answers(&mut self, conn: &mut Connection) {
+        self.snapshot_if_due(conn);
+    }
+
     fn commit(
         &mut self,
         conn: &mut Connection,
@@ -724,10 +730,15 @@ impl Writer for OpWriter {
             }
         }
 
-        // One transaction for every new operation of the batch.
+        // One transaction for every new operation of the batch (none when
+        // every submission was a resend or refused: nothing to commit, and
+        // nobody to wake).
         let at = now_ms();
         let first_rev = self.next_rev;
         let inserted = (|| -> Result<(), rusqlite::Error> {
+            if parts.is_empty() {
+                return Ok(());
+            }
             let tx = conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
@@ -795,8 +806,9 @@ impl Writer for OpWriter {
         }
         self.next_rev += stored.len() as u64;
         self.len = len;
-        self.log.publish(&stored);
-        self.snapshot_if_due(conn);
+        if !stored.is_empty() {
+            self.log.publish(&stored);
+        }
 
         slots
             .into_iter()

@@ -94,8 +94,8 @@ pub enum ApiError {
     /// 409 or 422: the document refused an edit.
     #[error(transparent)]
     Doc(#[from] DocError),
-    /// 429: this client is posting too fast.
-    #[error("too many messages: wait {}s before sending again", retry_secs(*.0))]
+    /// 429: this client is sending (messages, edits, carets) too fast.
+    #[error("too fast: wait {}s before sending again", retry_secs(*.0))]
     RateLimited(Duration),
     /// 429 (one address over its share) or 503 (server full).
     #[error("{}", connection_refusal_text(.what, .refusal))]

@@ -66,6 +66,8 @@ pub struct AppState {
     pub post_rate_ip: RateLimiter<IpAddr>,
     /// Document edits per second per person (account, or editor `client`).
     pub doc_rate: RateLimiter<Who>,
+    /// Document edits per second per client address (the outer bound).
+    pub doc_rate_ip: RateLimiter<IpAddr>,
     /// Open WebSockets (every log's and echo), per person, per address and
     /// in total.
     pub ws_slots: Arc<ConnectionLimiter<Who>>,
@@ -128,6 +130,10 @@ impl AppState {
             post_rate: RateLimiter::new(rate(config.post_rate), config.post_burst),
             post_rate_ip: RateLimiter::new(rate(config.post_rate_per_ip), config.post_burst_per_ip),
             doc_rate: RateLimiter::new(rate(config.doc_op_rate), config.doc_op_burst),
+            doc_rate_ip: RateLimiter::new(
+                rate(config.doc_op_rate_per_ip),
+                config.doc_op_burst_per_ip,
+            ),
             ws_slots: ConnectionLimiter::new(
                 "WebSocket connections",
                 config.limit(config.ws_per_person),

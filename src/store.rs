@@ -172,6 +172,10 @@ pub trait Writer: Send + 'static {
         conn: &mut Connection,
         jobs: Vec<Self::Job>,
     ) -> Vec<Result<Self::Done, StoreError>>;
+
+    /// Called after a batch's answers have gone out: for housekeeping that
+    /// nobody should wait for (the document's snapshots).
+    fn after_answers(&mut self, _conn: &mut Connection) {}
 }
 
 /// What the writer thread is asked to do.
@@ -212,6 +216,7 @@ fn run<W: Writer>(mut conn: Connection, mut writer: W, mut rx: mpsc::Receiver<Co
             for (reply, answer) in replies.drain(..).zip(answers) {
                 let _ = reply.send(answer);
             }
+            writer.after_answers(&mut conn);
         }
         if let Some(done) = stop.take() {
             let _ = done.send(());

@@ -4,6 +4,7 @@
 //! HTTP body).
 #![allow(dead_code)]
 
+pub mod editors;
 pub mod traces;
 
 use std::time::Duration;
@@ -399,6 +400,9 @@ pub struct Event {
 pub struct Sse {
     pub response: reqwest::Response,
     buffer: String,
+    /// The start of a character split between two chunks (a chunk may end
+    /// in the middle of a multi-byte UTF-8 sequence).
+    split: Vec<u8>,
     /// Comment lines seen (keep-alives).
     pub comments: usize,
 }
@@ -424,6 +428,7 @@ impl Sse {
         Sse {
             response,
             buffer: String::new(),
+            split: Vec::new(),
             comments: 0,
         }
     }
@@ -461,7 +466,17 @@ impl Sse {
                 .await
                 .expect("an event within PATIENCE")
                 .ok()??;
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+            self.split.extend_from_slice(&chunk);
+            let whole = match std::str::from_utf8(&self.split) {
+                Ok(text) => text.len(),
+                Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                Err(e) => panic!("the event stream is not UTF-8: {e}"),
+            };
+            let rest = self.split.split_off(whole);
+            // unwrap: checked just above.
+            self.buffer
+                .push_str(std::str::from_utf8(&self.split).unwrap());
+            self.split = rest;
         }
     }
 
