@@ -210,19 +210,26 @@ async function wireCost({ href, method, headers, payload, startedAt, bodyBytes }
 }
 
 /**
- * An estimate of the request head Chromium sends for a fetch() from this
+ * An estimate of the request head Chromium sends for a request from this
  * page: the request line and the headers it adds by itself, written out and
  * counted. (A page cannot read them; DevTools → Network → Headers → "Request
- * Headers", with "Raw" ticked, shows the real ones.) Extra headers a WebSocket
- * upgrade sends are passed in `headers`.
+ * Headers", with "Raw" ticked, shows the real ones.) `kind` says who sends
+ * it: 'fetch', 'eventsource' (Accept: text/event-stream) or 'websocket' (the
+ * upgrade: no Accept, no Sec-Fetch-* or client hints). `headers` are the
+ * ones the caller adds.
  */
-export function estimateRequestHead(method, href, headers = {}, bodyBytes = 0) {
+export function estimateRequestHead(method, href, headers = {}, bodyBytes = 0, kind = 'fetch') {
   const url = new URL(href, location.href);
+  const socket = kind === 'websocket';
+  const hints = navigator.userAgentData && !socket;
   const lines = [
     `${method} ${url.pathname}${url.search} HTTP/1.1`,
     `Host: ${url.host}`,
-    'Connection: keep-alive',
-    ...(navigator.userAgentData
+    socket ? 'Connection: Upgrade' : 'Connection: keep-alive',
+    // cache: 'no-store' (and EventSource, and WebSocket) tell every cache on the way.
+    'Pragma: no-cache',
+    'Cache-Control: no-cache',
+    ...(hints
       ? [
           `sec-ch-ua: ${navigator.userAgentData.brands.map((b) => `"${b.brand}";v="${b.version}"`).join(', ')}`,
           `sec-ch-ua-mobile: ?${navigator.userAgentData.mobile ? 1 : 0}`,
@@ -230,16 +237,12 @@ export function estimateRequestHead(method, href, headers = {}, bodyBytes = 0) {
         ]
       : []),
     `User-Agent: ${navigator.userAgent}`,
-    'Accept: */*',
+    ...(socket ? [] : [`Accept: ${kind === 'eventsource' ? 'text/event-stream' : '*/*'}`]),
     'Accept-Encoding: gzip, deflate, br, zstd',
     `Accept-Language: ${acceptLanguage()}`,
-    'Sec-Fetch-Site: same-origin',
-    'Sec-Fetch-Mode: cors',
-    'Sec-Fetch-Dest: empty',
+    ...(socket ? [] : ['Sec-Fetch-Site: same-origin', 'Sec-Fetch-Mode: cors', 'Sec-Fetch-Dest: empty']),
   ];
-  // cache: 'no-store' makes the browser say so to every cache on the way.
-  if (!headers.Upgrade) lines.push('Pragma: no-cache', 'Cache-Control: no-cache');
-  if (method !== 'GET' || headers.Upgrade) lines.push(`Origin: ${url.origin}`);
+  if (method !== 'GET' || socket) lines.push(`Origin: ${url.origin}`);
   if (bodyBytes > 0) lines.push(`Content-Length: ${bodyBytes}`);
   for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
   if (document.cookie) lines.push(`Cookie: ${document.cookie}`);

@@ -26,7 +26,7 @@
 // it; the response head once per stream, as Resource Timing counts heads.
 // (Keep-alive comments are invisible to the page, so they are not counted.)
 
-import { backoff, byteLength, clientId, RESPONSE_HEAD_BYTES } from '../net.js';
+import { backoff, byteLength, clientId, estimateRequestHead, RESPONSE_HEAD_BYTES } from '../net.js';
 
 /** EventSource.readyState values, by name. */
 const STATES = ['CONNECTING', 'OPEN', 'CLOSED'];
@@ -67,11 +67,15 @@ export class EventSourceClient {
     this.source = source;
     let connection = this.probe.connection();
     this.connection = connection;
+    let reconnected = false; // by the browser itself, after the stream broke
     this.probe.state('connecting…', 'wait');
     this.showReadyState();
 
     source.addEventListener('open', () => {
-      this.probe.wire({ received: RESPONSE_HEAD_BYTES });
+      // The request that opened the stream (estimated, with Last-Event-ID
+      // when the browser reconnected by itself) and the response head.
+      const lastId = reconnected ? { 'Last-Event-ID': String(this.since) } : {};
+      this.probe.wire({ sent: estimateRequestHead('GET', source.url, lastId, 0, 'eventsource'), received: RESPONSE_HEAD_BYTES });
       connection.opened();
       this.probe.event('open', `stream open after #${this.since}`);
       this.probe.state('open', 'ok');
@@ -105,6 +109,7 @@ export class EventSourceClient {
         this.probe.log('stream interrupted; EventSource reconnects by itself', 'error');
         connection = this.probe.connection();
         this.connection = connection;
+        reconnected = true;
         return;
       }
       // CLOSED: the server answered with something that is not an event

@@ -198,10 +198,11 @@ function frameBytes(text, masked) {
 /** The upgrade request, estimated like any other request head (net.js),
  * with the headers a WebSocket handshake adds. */
 function handshakeRequestBytes(url) {
-  return estimateRequestHead('GET', url.href, {
+  const headers = {
     Upgrade: 'websocket',
     'Sec-WebSocket-Version': '13',
     'Sec-WebSocket-Key': 'x'.repeat(24), // 16 random bytes, base64
     'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits',
-  });
+  };
+  return estimateRequestHead('GET', url.href, headers, 0, 'websocket');
 }
