@@ -120,7 +120,7 @@ pub const MODES: [Mode; 5] = [
         how: "The page calls setInterval once. Every tick it sends GET /api/messages?since=<newest id it has>, and the server answers at once — usually with nothing.",
         pros: "Five lines of code (its page shows them next to the real module). Works with any server and any browser.",
         cons: "Mostly empty answers. When the network is slow, requests overlap, answers overtake each other, and a careless client shows messages twice or out of order.",
-        watch: "A request takes the first free row of the timeline. A new one starts on every tick, answered or not: when answers take longer than the interval (the lab's Slow preset), the rows stack up. Then turn the jitter on and switch to the naive client.",
+        watch: "A request takes the first free row of the timeline. A new one starts on every tick, answered or not: when answers take longer than the interval (the lab's Slow preset, polling every 500 ms), the rows stack up. Then turn the jitter on and switch to the naive client.",
         bytes_note: POLL_BYTES,
         timed: true,
         naive: true,

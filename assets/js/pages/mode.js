@@ -8,7 +8,8 @@
 // lost or shown twice. A background tab would otherwise keep polling until
 // the browser throttles its timers, and its numbers would stop meaning
 // anything; an open WebSocket would keep the page out of the back/forward
-// cache.
+// cache. (?background=1 keeps a hidden tab reading, for the lesson's
+// six-connection demo.)
 
 import { postMessage, startingPoint } from '../net.js';
 import { setupComposer, TRANSPORTS } from '../chat.js';
@@ -114,7 +115,7 @@ async function restartFromScratch() {
   }
   if (mine !== generation) return;
   meter.log(`starting after message #${since} (the last 50 at most)`, 'info');
-  if (document.hidden) {
+  if (document.hidden && !background) {
     pauseAt(since, 'tab hidden');
     return;
   }
@@ -158,7 +159,11 @@ function resume(why) {
   startTransport(since);
 }
 
+// ?background=1 keeps reading while hidden: for the lesson's six-connection
+// demo, seven tabs that each hold a long poll.
+const background = params.get('background') === '1';
 document.addEventListener('visibilitychange', () => {
+  if (background) return;
   if (document.hidden) pause('tab hidden');
   else resume('tab shown');
 });
