@@ -3,7 +3,7 @@
 // Leaving the page closes the socket (so the page can enter the
 // back/forward cache); the log keeps the newest LOG_LINES lines.
 
-import { CLOSE_MEANINGS } from '../ui/meter.js';
+import { CLOSE_MEANINGS } from '../transports/websocket.js';
 
 /** Lines kept in the event log. */
 const LOG_LINES = 200;

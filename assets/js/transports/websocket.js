@@ -31,7 +31,19 @@
 // HTTP request and a 101 answer, once per connection.
 
 import { backoff, byteLength, clientId, estimateRequestHead, RESPONSE_HEAD_BYTES } from '../net.js';
-import { CLOSE_MEANINGS } from '../ui/meter.js';
+
+/** What a WebSocket close code means (RFC 6455 §7.4, and ours). */
+export const CLOSE_MEANINGS = {
+  1000: 'normal closure',
+  1001: 'going away (server shutting down, or page left)',
+  1005: 'closed without a code',
+  1006: 'connection dropped — no close frame',
+  1008: 'policy violation',
+  1009: 'message too big',
+  1011: 'server error',
+  1012: 'server restarting',
+  1013: 'try again later',
+};
 
 /** How long we wait for the server to acknowledge a sent message. */
 const ACK_TIMEOUT_MS = 10_000;
@@ -107,7 +119,13 @@ export class WebSocketClient {
 
     // 4. CLOSE — the end, whoever started it. We come back unless we stopped.
     socket.addEventListener('close', (event) => {
-      connection.closed({ code: event.code, reason: event.reason, wasClean: event.wasClean, opened });
+      connection.closed({
+        code: event.code,
+        meaning: CLOSE_MEANINGS[event.code],
+        reason: event.reason,
+        wasClean: event.wasClean,
+        opened,
+      });
       const clean = `wasClean: ${event.wasClean}`;
       if (opened) {
         const reason = event.reason ? ` “${event.reason}”` : '';

@@ -11,8 +11,8 @@
 //       wire: what the exchange cost on the wire — a number of bytes
 //       received, or (better) the `wire` promise net.js's request() gives
 //   probe.connection()         → {opened(), closed(info)}
-//       info: {code, reason, wasClean, opened} as the close event said
-//       (SSE passes {kind, opened} — it has no close codes)
+//       info: {code, meaning, reason, wasClean, opened} as the close event
+//       said, and what the code means (SSE passes {kind} — it has no codes)
 //   probe.frame('in'|'out', wireBytes, messageCount)
 //   probe.wire({sent, received, sentHead, receivedHead})  — bytes that are
 //       not a request or a frame (a WebSocket handshake)
@@ -35,19 +35,6 @@ const SAMPLES = 200;
 const P95_MIN_SAMPLES = 20;
 /** Lines kept in the connection log. */
 const LOG_LINES = 80;
-
-/** What a WebSocket close code means (RFC 6455 §7.4, and ours). */
-export const CLOSE_MEANINGS = {
-  1000: 'normal closure',
-  1001: 'going away (server shutting down, or page left)',
-  1005: 'closed without a code',
-  1006: 'connection dropped — no close frame',
-  1008: 'policy violation',
-  1009: 'message too big',
-  1011: 'server error',
-  1012: 'server restarting',
-  1013: 'try again later',
-};
 
 export class Meter {
   constructor({ stats, state, log, events, timeline, readyState } = {}) {
@@ -162,7 +149,7 @@ export class Meter {
   }
 
   /** Remembers the last close, in words: the lecture's "CLOSE — who cares". */
-  noteClose({ code, wasClean, opened, kind, reason }) {
+  noteClose({ code, meaning: codeMeaning, wasClean, opened, kind, reason }) {
     let headline;
     let meaning;
     if (kind) {
@@ -175,7 +162,7 @@ export class Meter {
         'the socket never opened: the server refused the upgrade or could not be reached — the browser never shows you the HTTP status (DevTools → Network does)';
     } else {
       headline = String(code);
-      meaning = CLOSE_MEANINGS[code] ?? (code >= 4000 ? 'application-defined' : 'unknown code');
+      meaning = codeMeaning ?? (code >= 4000 ? 'application-defined' : 'unknown code');
       if (reason) meaning += ` — “${reason}”`;
     }
     this.lastClose = { code, headline, meaning, clean: Boolean(wasClean), opened: Boolean(opened) };
