@@ -54,6 +54,8 @@ pub struct Mode {
     pub cons: &'static str,
     /// What to look at on its page.
     pub watch: &'static str,
+    /// What its page's byte counters count, under the instruments.
+    pub bytes_note: &'static str,
     /// Polls on a timer: the page gets an interval control.
     pub timed: bool,
     /// Offers the "naive client" switch (no de-duplication or ordering).
@@ -62,6 +64,48 @@ pub struct Mode {
     pub holds: bool,
     /// Not part of the lecture itself.
     pub extra: bool,
+}
+
+/// What the polling pages' byte counters count.
+const POLL_BYTES: &str = "Bytes, both ways. Received: what the browser's Resource Timing reports for each answer (transferSize: the body plus the response head, which Chrome counts as 300 B). Sent: each request's head as Chromium writes it — estimated, since a page cannot see it — plus the body of your POSTs. An empty poll still costs hundreds of bytes of headers.";
+
+/// The lecture's "five lines of code" next to the module the page really
+/// runs, for the setInterval page: the naive loop, then the whole file.
+pub struct CodePair {
+    /// The naive version, exactly five lines.
+    pub naive: &'static str,
+    /// What the naive version gets wrong, in a sentence.
+    pub naive_note: &'static str,
+    /// The real module, as served from `assets/js/transports/`.
+    pub real: &'static str,
+    /// Its length in lines.
+    pub real_lines: usize,
+}
+
+/// The setInterval page's pair.
+const INTERVAL_CODE: CodePair = CodePair {
+    naive: "setInterval(async () => {\n  const res = await fetch(`/api/messages?since=${since}`);\n  const { messages, last_id } = await res.json();\n  messages.forEach(show); since = last_id;\n}, 1000);",
+    naive_note: "It works on a fast network. On a slow one the requests overlap and answers overtake each other: it shows messages twice or out of order, and its cursor can move backwards. It never gives up on a request that hangs, and when the server is down it keeps asking every second. The Naive client switch makes the real module trust the last answer in the same way.",
+    real: INTERVAL_JS,
+    real_lines: count_lines(INTERVAL_JS),
+};
+const INTERVAL_JS: &str = include_str!("../assets/js/transports/interval.js");
+
+/// Lines in a text (a last line without a newline counts too).
+const fn count_lines(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut lines = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\n' {
+            lines += 1;
+        }
+        i += 1;
+    }
+    if !bytes.is_empty() && bytes[bytes.len() - 1] != b'\n' {
+        lines += 1;
+    }
+    lines
 }
 
 /// The five modes, in the order the lesson teaches them.
@@ -74,9 +118,10 @@ pub const MODES: [Mode; 5] = [
         script: "interval.js",
         tagline: "Ask the server for news on a fixed clock, whether or not the last answer came back.",
         how: "The page calls setInterval once. Every tick it sends GET /api/messages?since=<newest id it has>, and the server answers at once — usually with nothing.",
-        pros: "Five lines of code. Works with any server and any browser.",
+        pros: "Five lines of code (its page shows them next to the real module). Works with any server and any browser.",
         cons: "Mostly empty answers. When the network is slow, requests overlap, answers overtake each other, and a careless client shows messages twice or out of order.",
-        watch: "On the timeline a new bar starts on every tick, even while older bars are still open. Turn the lab's jitter on and switch to the naive client.",
+        watch: "A request takes the first free row of the timeline. A new one starts on every tick, answered or not: when answers take longer than the interval (the lab's Slow preset, polling every 500 ms), the rows stack up. Then turn the jitter on and switch to the naive client.",
+        bytes_note: POLL_BYTES,
         timed: true,
         naive: true,
         holds: false,
@@ -92,7 +137,8 @@ pub const MODES: [Mode; 5] = [
         how: "Each answer schedules the next request with setTimeout. Only one request is ever in flight, so answers arrive in the order they were asked for.",
         pros: "It works: one request at a time, answers in order, nothing to de-duplicate.",
         cons: "Still asks when nothing has happened, and news waits up to a whole interval. It works, but it feels like a workaround.",
-        watch: "The timeline is a staircase: each bar starts only after the previous one ended. Jitter slows it down but never scrambles it.",
+        watch: "The timeline never leaves its first row: each request starts only after the previous answer. Latency and jitter slow it down but never stack it up or scramble it.",
+        bytes_note: POLL_BYTES,
         timed: true,
         naive: true,
         holds: false,
@@ -109,6 +155,7 @@ pub const MODES: [Mode; 5] = [
         pros: "News arrives as soon as it exists. About one request per message instead of one per tick. Needs nothing new from the browser.",
         cons: "Each held request ties up a connection, and every message still costs a full HTTP round trip with headers. Error handling is all yours.",
         watch: "Long bars: each one is a request the server is holding. Open DevTools → Network → a longpoll request → Timing: the Server-Timing row says how long it was held.",
+        bytes_note: POLL_BYTES,
         timed: false,
         naive: true,
         holds: true,
@@ -124,7 +171,8 @@ pub const MODES: [Mode; 5] = [
         how: "An HTTP request asks to upgrade; the server says 101 Switching Protocols, and from then on the connection carries small frames both ways. There are four things to know: open, send, receive, close.",
         pros: "Real push, both directions, a few bytes of framing per message, no request per message.",
         cons: "A different protocol: proxies, load balancers and servers must support it, and reconnecting and resuming after a drop is still your job.",
-        watch: "One line with ticks: a single connection, each tick a frame. In DevTools pick the ws request, then the Messages tab, to see every frame.",
+        watch: "One line with ticks: a single connection, each tick a frame. In DevTools pick the ws request, then the Messages tab, to see every frame. Switch the lab's outage on and read the close code (1013); leave it on while the page reconnects and the socket never opens: the handshake is refused.",
+        bytes_note: "Bytes, both ways: each frame is its payload plus a 2–14 byte header (frames the browser sends are masked: 4 bytes more). The handshake, one HTTP request and its 101 answer, is counted once per connection, estimated: a page cannot see it (DevTools can).",
         timed: false,
         naive: false,
         holds: false,
@@ -137,10 +185,11 @@ pub const MODES: [Mode; 5] = [
         endpoint: "GET /api/events",
         script: "sse.js",
         tagline: "One HTTP response that never ends; the server writes events into it.",
-        how: "The browser's EventSource opens a text/event-stream response and fires an event for each message. When the stream breaks it reconnects by itself and sends Last-Event-ID, so the server resumes exactly where it stopped.",
-        pros: "Push over plain HTTP, automatic reconnection and resume built into the browser.",
+        how: "The browser's EventSource opens a text/event-stream response and fires an event for each message. When the stream breaks it reconnects by itself and sends Last-Event-ID, so the server resumes exactly where it stopped — unless that reconnection is answered with an error: then it gives up for good (readyState CLOSED), and only a new EventSource helps.",
+        pros: "Push over plain HTTP; when a stream drops, reconnection and resume are built into the browser.",
         cons: "One direction only (sending is still a POST), text only, and over HTTP/1.1 each stream occupies one of the browser's six connections to the server.",
-        watch: "One line with ticks, like a WebSocket. Switch the lab's outage on and watch readyState: the browser reconnects on its own.",
+        watch: "One line with ticks, like a WebSocket. Switch the lab's outage on and watch readyState: the server ends the stream, the browser reconnects by itself (CONNECTING), is refused with a 503 and gives up (CLOSED). From then on it is this page's own code that opens a new EventSource, after a back-off.",
+        bytes_note: "Bytes received: each event as the server wrote it (its id:, event: and data: lines, plus the chunked encoding's framing) and each stream's response head, counted as 300 B as Resource Timing counts heads; keep-alive comments are invisible to the page. Sent: your POSTs, their heads estimated.",
         timed: false,
         naive: false,
         holds: false,
@@ -168,6 +217,8 @@ struct ModePage {
     number: usize,
     previous: Option<&'static Mode>,
     next: Option<&'static Mode>,
+    /// The naive code next to the real module (the setInterval page).
+    code: Option<&'static CodePair>,
 }
 
 /// `/websocket/echo`
@@ -293,6 +344,7 @@ async fn mode(req: HttpRequest, slug: web::Path<String>) -> HttpResponse {
             number: number + 1,
             previous: number.checked_sub(1).map(|i| &MODES[i]),
             next: MODES.get(number + 1),
+            code: (mode.slug == "interval").then_some(&INTERVAL_CODE),
         },
     )
 }

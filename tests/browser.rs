@@ -47,9 +47,13 @@ fn browser_suite() {
          WEEBSOCKETS_SKIP_BROWSER=1."
     );
 
-    if !dir.join("node_modules/playwright-core").exists() {
-        // `npm ci` installs exactly what package-lock.json pins (only
-        // playwright-core, which downloads no browser of its own).
+    let installed = ["playwright-core", "axe-core"]
+        .iter()
+        .all(|package| dir.join("node_modules").join(package).exists());
+    if !installed {
+        // `npm ci` installs exactly what package-lock.json pins:
+        // playwright-core (which downloads no browser of its own) and
+        // axe-core (the accessibility checks).
         let out = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)

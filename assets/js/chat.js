@@ -6,6 +6,7 @@ import { TimeoutPoller } from './transports/timeout.js';
 import { LongPoller } from './transports/long_poll.js';
 import { WebSocketClient } from './transports/websocket.js';
 import { EventSourceClient } from './transports/sse.js';
+import { newMessageKey } from './net.js';
 
 /** Transport classes by page name (the `via` a message is sent with). */
 export const TRANSPORTS = {
@@ -19,9 +20,16 @@ export const TRANSPORTS = {
 const NAME_KEY = 'weebsockets.name';
 
 /**
- * Wires the Name / Message / Send form. `send(author, text)` does the
- * sending and resolves when the server has the message; the form clears the
- * message field only then, so a failed send can simply be sent again.
+ * Wires the Name / Message / Send form. `send(author, text, key)` does the
+ * sending and resolves when the server has the message. The field is
+ * emptied while it is on its way; if the send fails, the text comes back,
+ * so it can simply be sent again.
+ *
+ * `key` is the message's idempotency key (PROTOCOL.md, "key"): a fresh one
+ * for every new message, and the SAME one when the same message is sent
+ * again after a failure — same author, same text. A send that timed out
+ * may still have reached the server; with its key, the resend is recognised
+ * there and not stored twice.
  */
 export function setupComposer({ form, status, send }) {
   const name = form.elements.name;
@@ -39,6 +47,10 @@ export function setupComposer({ form, status, send }) {
     }
   });
 
+  /** The last message that failed to send, kept with its key: pressing
+   * Send again on the same text is a resend of the same message. */
+  let unsent = null;
+
   // The fields are ordinary form inputs, so Enter in either one submits
   // the form: no key handler needed.
   form.addEventListener('submit', async (event) => {
@@ -54,12 +66,16 @@ export function setupComposer({ form, status, send }) {
       text.focus({ preventScroll: true });
       return;
     }
+    const resend = unsent && unsent.author === author && unsent.text === message;
+    const key = resend ? unsent.key : newMessageKey();
+    unsent = null;
     text.value = '';
     showStatus(status, '', 'idle');
     try {
-      await send(author, message);
+      await send(author, message, key);
     } catch (err) {
-      // Give the text back, so it can be sent again.
+      // Give the text back, so it can be sent again — with the same key.
+      unsent = { author, text: message, key };
       if (!text.value) text.value = message;
       showStatus(status, explainSendError(err), 'error');
     }

@@ -196,3 +196,26 @@ export async function sendFromPage(page, text) {
 export function waitConnected(page, selector = '#conn-state') {
   return page.waitForSelector(`${selector}[data-tone="ok"]`, { timeout: 15_000 });
 }
+
+// ----- the page's own model -----
+
+/**
+ * Plays the browser's part of hiding and showing a tab. Headless Chromium
+ * has no hidden tabs — every page reports "visible", even in a minimised
+ * window — so the test sets document.visibilityState and fires the
+ * visibilitychange event, as a real browser does when the tab goes to the
+ * background or comes back.
+ */
+export function setHidden(page, hidden) {
+  return page.evaluate((h) => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}
+
+/** The raw number behind a stat (its data-value), not its formatted text. */
+export async function statValue(page, name, scope = '') {
+  const value = await page.getAttribute(`${scope} [data-stat="${name}"]`.trim(), 'data-value');
+  return value === null ? null : Number(value);
+}

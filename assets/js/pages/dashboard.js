@@ -1,8 +1,13 @@
 // /dashboard: the server's counters, live, and the network lab.
 //
 // The counters come from GET /api/stats once a second (with setTimeout, of
-// course: one request at a time). Rates are the difference between two
-// snapshots divided by the time between them.
+// course: one request at a time), and only while the tab is visible. Rates
+// are the difference between two snapshots divided by the time between them.
+//
+// The server's byte counters count bodies and frames only — no HTTP heads
+// (src/stats.rs) — and the page says so next to every byte figure: on the
+// wire, each poll also carries a request head and a response head of a few
+// hundred bytes, which the chat pages' own counters include.
 
 import { backoff, request } from '../net.js';
 import { LineChart } from '../ui/chart.js';
@@ -30,8 +35,22 @@ const SMOOTH = 3;
 // ----- the stats feed -----
 
 let failures = 0;
+let timer = null;
+/** True while the tab is hidden and the feed waits to be shown again. */
+let parked = false;
+
+function later(ms) {
+  clearTimeout(timer);
+  timer = setTimeout(refresh, ms);
+}
 
 async function refresh() {
+  if (document.hidden) {
+    parked = true;
+    state.textContent = 'paused (tab hidden)';
+    state.dataset.tone = 'idle';
+    return;
+  }
   try {
     const { body } = await request('/api/stats', { timeoutMs: 5000 });
     snapshots.push({ at: performance.now(), stats: body });
@@ -44,15 +63,22 @@ async function refresh() {
     failures = 0;
     state.textContent = 'live';
     state.dataset.tone = 'ok';
-    setTimeout(refresh, STATS_EVERY_MS);
+    later(STATS_EVERY_MS);
   } catch (err) {
     failures += 1;
     const wait = backoff(failures, err.retryAfterMs);
     state.textContent = `retrying in ${(wait / 1000).toFixed(1)} s`;
     state.dataset.tone = 'retry';
-    setTimeout(refresh, wait);
+    later(wait);
   }
 }
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && parked) {
+    parked = false;
+    refresh();
+  }
+});
 
 /** Per-second rate of `field` for every transport, at snapshot `i`. */
 function ratesAt(i, field, names = TRANSPORTS) {

@@ -1,5 +1,12 @@
 // /websocket/echo: the WebSocket API by hand, against an echo server.
 // Every frame we send comes back unchanged: text as text, binary as binary.
+// Leaving the page closes the socket (so the page can enter the
+// back/forward cache); the log keeps the newest LOG_LINES lines.
+
+import { CLOSE_MEANINGS } from '../transports/websocket.js';
+
+/** Lines kept in the event log. */
+const LOG_LINES = 200;
 
 const $ = (id) => document.getElementById(id);
 const log = $('echo-log');
@@ -19,6 +26,7 @@ function line(tag, text, tone = 'info') {
   body.textContent = text;
   li.append(time, label, body);
   log.prepend(li);
+  while (log.childElementCount > LOG_LINES) log.lastElementChild.remove();
 }
 
 function setState(text, tone, open) {
@@ -55,10 +63,23 @@ $('echo-open').addEventListener('click', () => {
     }
   });
   socket.addEventListener('error', () => line('error', 'error (the browser gives no details)', 'error'));
+  let opened = false;
+  socket.addEventListener('open', () => {
+    opened = true;
+  });
   socket.addEventListener('close', (event) => {
     setState('closed', 'idle', false);
-    line('close', `close — code ${event.code}${event.reason ? ` “${event.reason}”` : ''}, clean: ${event.wasClean}`, 'error');
+    if (opened) {
+      const meaning = CLOSE_MEANINGS[event.code] ? ` (${CLOSE_MEANINGS[event.code]})` : '';
+      line('close', `close — code ${event.code}${meaning}${event.reason ? ` “${event.reason}”` : ''}, wasClean: ${event.wasClean}`, 'error');
+    } else {
+      line('close', `close — code ${event.code}, wasClean: ${event.wasClean}: the handshake was refused or the server unreachable (the browser never shows the HTTP status)`, 'error');
+    }
   });
+});
+
+addEventListener('pagehide', () => {
+  if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000, 'page left');
 });
 
 $('echo-close').addEventListener('click', () => socket?.close(1000, 'bye'));

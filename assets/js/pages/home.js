@@ -1,12 +1,18 @@
-// The lesson map: live "who is connected" per mode, from GET /api/stats.
+// The lesson map: live "who is connected" per mode, from GET /api/stats —
+// while the tab is visible; a hidden tab stops asking until it is shown.
 
 import { backoff, request } from '../net.js';
 
 const EVERY_MS = 2000;
 const status = document.getElementById('stats-status');
 let failures = 0;
+let parked = false;
 
 async function refresh() {
+  if (document.hidden) {
+    parked = true;
+    return;
+  }
   try {
     const { body } = await request('/api/stats', { timeoutMs: 5000 });
     for (const el of document.querySelectorAll('[data-clients]')) {
@@ -25,5 +31,12 @@ async function refresh() {
     setTimeout(refresh, backoff(failures, err.retryAfterMs));
   }
 }
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && parked) {
+    parked = false;
+    refresh();
+  }
+});
 
 refresh();

@@ -48,16 +48,18 @@ export class LongPoller {
     const signal = this.aborter.signal;
     while (this.running) {
       const seq = ++this.seq;
-      const url = `/api/longpoll?since=${this.since}&timeout=${this.hold}&client=${clientId}`;
+      // seq= is ours, for DevTools (and to tell each request's timing apart);
+      // the server ignores parameters it does not know.
+      const url = `/api/longpoll?since=${this.since}&timeout=${this.hold}&seq=${seq}&client=${clientId}`;
       const req = this.probe.request(seq, { held: true });
       this.probe.state('waiting for news (request held)', 'ok');
       try {
         const answer = await request(url, { signal, timeoutMs: this.hold * 1000 + ANSWER_GRACE_MS });
         if (answer.status === 204) {
           // The hold ran out with nothing new. Not an error: ask again.
-          req.answered(0, 0);
+          req.answered(0, answer.wire);
         } else {
-          req.answered(answer.body.messages.length, answer.bytes);
+          req.answered(answer.body.messages.length, answer.wire);
           this.advance(answer.body);
           this.onMessages(answer.body.messages);
         }
@@ -72,6 +74,7 @@ export class LongPoller {
         // every request with an error at once gets hammered in a tight loop.
         this.failures += 1;
         const wait = backoff(this.failures, err.retryAfterMs);
+        this.probe.retry(this.failures, wait);
         this.probe.state(`retrying in ${(wait / 1000).toFixed(1)} s`, 'retry');
         this.probe.log(`${describe(err)} — retry #${this.failures} in ${(wait / 1000).toFixed(1)} s`, 'error');
         try {

@@ -24,7 +24,8 @@ export class TimeoutPoller {
     this.probe = probe; // the page's instruments and timeline
     this.onMessages = onMessages; // where the messages go
     this.seq = 0; // our own request counter, sent as seq= for DevTools
-    this.failures = 0; // failures in a row, for the back-off
+    this.failures = 0; // failed retry cycles in a row, for the back-off
+    this.cycle = 0; // numbers each run of polls; a failure ends the run
     this.timer = null;
     this.running = false;
     this.aborter = null; // cancels our requests when we stop
@@ -46,6 +47,7 @@ export class TimeoutPoller {
 
   /** Ask now, then keep asking. */
   async run() {
+    this.cycle += 1;
     const answered = await this.poll();
     // ▶ THE DIFFERENCE ◀ setTimeout: the next poll is scheduled only NOW,
     // after this answer came back — one request at a time, in order.
@@ -55,11 +57,19 @@ export class TimeoutPoller {
   /** One request. Resolves to true when it got an answer. */
   async poll() {
     const seq = ++this.seq;
+    const cycle = this.cycle; // the run this request belongs to
     const url = `/api/messages?since=${this.since}&transport=timeout&seq=${seq}&client=${clientId}`;
     const req = this.probe.request(seq);
     try {
-      const { body, bytes } = await request(url, { signal: this.aborter.signal, timeoutMs: 15_000 });
-      req.answered(body.messages.length, bytes);
+      const { body, wire } = await request(url, { signal: this.aborter.signal, timeoutMs: 15_000 });
+      if (cycle !== this.cycle) {
+        // Sent before a failure that a retry is already waiting out: this
+        // late answer must not turn the page green or move the cursor. The
+        // retry asks again from the cursor, so nothing in it is lost.
+        req.stale(wire);
+        return false;
+      }
+      req.answered(body.messages.length, wire);
       this.advance(body);
       this.onMessages(body.messages);
       this.recovered();
@@ -70,7 +80,10 @@ export class TimeoutPoller {
         return false;
       }
       req.failed(err);
-      this.retryLater(err);
+      // Several requests of one run can fail together (with setInterval,
+      // all those in flight when the network drops): that is ONE failure,
+      // and one retry. The others belong to a run that already ended.
+      if (cycle === this.cycle) this.retryLater(err);
       return false;
     }
   }
@@ -95,9 +108,11 @@ export class TimeoutPoller {
    * from the cursor, so nothing is lost. */
   retryLater(err) {
     this.failures += 1;
+    this.cycle += 1; // answers to requests sent until now are stale
     const wait = backoff(this.failures, err.retryAfterMs);
     this.clearTimer();
     this.timer = setTimeout(() => this.running && this.run(), wait);
+    this.probe.retry(this.failures, wait);
     this.probe.state(`retrying in ${(wait / 1000).toFixed(1)} s`, 'retry');
     this.probe.log(`${describe(err)} — retry #${this.failures} in ${(wait / 1000).toFixed(1)} s`, 'error');
   }

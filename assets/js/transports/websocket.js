@@ -13,20 +13,47 @@
 //   4. close    — either side ends it, with a code (1000 normal, 1001 going
 //                 away, 1013 try again later, 1006 the connection just died).
 //
+// "Close — who cares?" We do: the close event is all the error handling the
+// API gives us. Its code says why (the server's outage closes with 1013,
+// "try again later"); `wasClean` says whether the two sides said goodbye
+// with close frames. And a socket that never opened — the server answered
+// the upgrade with an HTTP error, a 503 during the outage — closes with
+// 1006 too: the browser never tells the page the HTTP status. The only way
+// to tell "refused" from "dropped" is whether `open` ever fired.
+//
 // What the browser does NOT do for us: reconnect. When the socket closes
 // we open a new one after a back-off, with since=<last id we saw>, and the
 // server resends exactly what we missed.
+//
+// Bytes: a frame costs its payload plus a 2–14 byte header — 2 for a short
+// frame from the server, 4 from 126 bytes, 10 from 64 KiB, and 4 more
+// (the mask key) on every frame the browser sends. The handshake is one
+// HTTP request and a 101 answer, once per connection.
 
-import { backoff, clientId } from '../net.js';
+import { backoff, byteLength, clientId, estimateRequestHead, RESPONSE_HEAD_BYTES } from '../net.js';
+
+/** What a WebSocket close code means (RFC 6455 §7.4, and ours). */
+export const CLOSE_MEANINGS = {
+  1000: 'normal closure',
+  1001: 'going away (server shutting down, or page left)',
+  1005: 'closed without a code',
+  1006: 'connection dropped — no close frame',
+  1008: 'policy violation',
+  1009: 'message too big',
+  1011: 'server error',
+  1012: 'server restarting',
+  1013: 'try again later',
+};
 
 /** How long we wait for the server to acknowledge a sent message. */
 const ACK_TIMEOUT_MS = 10_000;
 
 export class WebSocketClient {
-  constructor({ since, probe, onMessages }) {
+  constructor({ since, probe, onMessages, onUrl }) {
     this.since = since; // cursor: the newest message id we have
     this.probe = probe; // the page's instruments and timeline
     this.onMessages = onMessages; // where the messages go
+    this.onUrl = onUrl; // told the ws:// (or wss://) URL it connects to
     this.socket = null;
     this.running = false;
     this.failures = 0; // connection attempts in a row that failed
@@ -40,11 +67,11 @@ export class WebSocketClient {
     this.connect();
   }
 
-  stop() {
+  stop(reason = 'page stopped') {
     this.running = false;
     clearTimeout(this.retryTimer);
     // 1000 = normal closure: "I am done", not an error.
-    this.socket?.close(1000, 'page stopped');
+    this.socket?.close(1000, reason);
   }
 
   connect() {
@@ -52,12 +79,18 @@ export class WebSocketClient {
     const url = new URL(`/api/ws?since=${this.since}&client=${clientId}`, location.href);
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     this.probe.state('connecting…', 'wait');
+    this.onUrl?.(url.href);
     const connection = this.probe.connection();
     const socket = new WebSocket(url);
     this.socket = socket;
+    let opened = false;
 
     // 1. OPEN — the server said 101; we can send and receive now.
     socket.addEventListener('open', () => {
+      opened = true;
+      // The handshake that just happened, both ways (estimated: a page
+      // cannot see it; DevTools → Network → the ws request shows it).
+      this.probe.wire({ sent: handshakeRequestBytes(url), received: RESPONSE_HEAD_BYTES });
       connection.opened();
       this.probe.event('open', `connected, resuming after #${this.since}`);
       this.probe.state('open', 'ok');
@@ -67,9 +100,8 @@ export class WebSocketClient {
 
     // 3. RECEIVE — every frame from the server is one "message" event.
     socket.addEventListener('message', (event) => {
-      const bytes = new TextEncoder().encode(event.data).length;
       const frame = JSON.parse(event.data);
-      this.probe.frame('in', bytes, frame.type === 'message' ? 1 : 0);
+      this.probe.frame('in', frameBytes(event.data, false), frame.type === 'message' ? 1 : 0);
       this.probe.event('receive', summarise(frame));
       if (frame.type === 'message') {
         this.since = Math.max(this.since, frame.message.id);
@@ -87,33 +119,51 @@ export class WebSocketClient {
 
     // 4. CLOSE — the end, whoever started it. We come back unless we stopped.
     socket.addEventListener('close', (event) => {
-      connection.closed(event.code !== 1000);
-      this.probe.event('close', `code ${event.code}${event.reason ? ` “${event.reason}”` : ''}`);
+      connection.closed({
+        code: event.code,
+        meaning: CLOSE_MEANINGS[event.code],
+        reason: event.reason,
+        wasClean: event.wasClean,
+        opened,
+      });
+      const clean = `wasClean: ${event.wasClean}`;
+      if (opened) {
+        const reason = event.reason ? ` “${event.reason}”` : '';
+        this.probe.event('close', `code ${event.code} ${closeMeaning(event.code)}${reason}, ${clean}`);
+      } else {
+        // Never opened: the upgrade was answered with an error (or nobody
+        // answered). The event still says 1006, but nothing was dropped.
+        this.probe.event('close', `handshake refused (or server unreachable) — code ${event.code}, ${clean}; the browser never shows the HTTP status`);
+      }
       this.failAll('the connection closed before the server confirmed the message');
       if (!this.running) return;
       this.failures += 1;
       const wait = backoff(this.failures);
+      this.probe.retry(this.failures, wait);
       this.probe.state(`reconnecting in ${(wait / 1000).toFixed(1)} s`, 'retry');
-      this.probe.log(`closed with ${event.code} ${closeMeaning(event.code)} — reconnect in ${(wait / 1000).toFixed(1)} s`, 'error');
+      const why = opened ? `closed with ${event.code} ${closeMeaning(event.code)}` : 'the handshake was refused';
+      this.probe.log(`${why} — reconnect #${this.failures} in ${(wait / 1000).toFixed(1)} s`, 'error');
       this.retryTimer = setTimeout(() => this.running && this.connect(), wait);
     });
   }
 
   /**
    * 2. SEND — a message is a frame on the open connection, not a request.
-   * Resolves to the stored id when the server acknowledges it.
+   * Resolves to the stored id when the server acknowledges it. `key` makes
+   * a resend safe: sent again with the same key (after a timeout, or on a
+   * new connection), the server answers with the message it already has.
    */
-  send(author, text) {
+  send(author, text, key) {
     if (this.socket?.readyState !== WebSocket.OPEN) {
       return Promise.reject(new Error('not connected — try again when the socket is open'));
     }
     const ref = `c-${++this.refs}`;
-    const frame = JSON.stringify({ type: 'send', ref, author, text });
+    const frame = JSON.stringify(key ? { type: 'send', ref, author, text, key } : { type: 'send', ref, author, text });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.settle({ type: 'error', ref, error: 'no acknowledgement in time' }), ACK_TIMEOUT_MS);
       this.pending.set(ref, { resolve, reject, timer });
       this.socket.send(frame);
-      this.probe.frame('out', new TextEncoder().encode(frame).length, 0);
+      this.probe.frame('out', frameBytes(frame, true), 0);
       this.probe.event('send', `send ${ref}`);
     });
   }
@@ -150,13 +200,27 @@ function summarise(frame) {
 }
 
 function closeMeaning(code) {
-  const meanings = {
-    1000: '(normal)',
-    1001: '(server going away)',
-    1006: '(connection lost, no close frame)',
-    1009: '(frame too big)',
-    1011: '(server error)',
-    1013: '(try again later)',
+  const meaning = CLOSE_MEANINGS[code];
+  return meaning ? `(${meaning})` : '';
+}
+
+/** A text frame on the wire: the UTF-8 payload plus the frame header —
+ * 2 bytes, +2 from 126 bytes, +8 from 64 KiB; frames the browser sends
+ * are masked, +4 (RFC 6455 §5.2). */
+function frameBytes(text, masked) {
+  const payload = byteLength(text);
+  const length = payload < 126 ? 0 : payload < 65_536 ? 2 : 8;
+  return payload + 2 + length + (masked ? 4 : 0);
+}
+
+/** The upgrade request, estimated like any other request head (net.js),
+ * with the headers a WebSocket handshake adds. */
+function handshakeRequestBytes(url) {
+  const headers = {
+    Upgrade: 'websocket',
+    'Sec-WebSocket-Version': '13',
+    'Sec-WebSocket-Key': 'x'.repeat(24), // 16 random bytes, base64
+    'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits',
   };
-  return meanings[code] ?? '';
+  return estimateRequestHead('GET', url.href, headers, 0, 'websocket');
 }

@@ -22,7 +22,9 @@ export class LineChart {
     const css = getComputedStyle(this.canvas);
     this.colours = Object.fromEntries(this.series.map((n) => [n, css.getPropertyValue(`--c-${n}`).trim() || '#888']));
     this.grid = css.getPropertyValue('--grid').trim() || 'rgba(127,127,127,.2)';
-    this.label = css.getPropertyValue('--text-3').trim() || '#888';
+    this.label = css.getPropertyValue('--text-3').trim() || '#666';
+    // Labels follow the page's type size ("Large type" for the projector).
+    this.fontPx = Math.round(12 * (parseFloat(getComputedStyle(document.documentElement).fontSize) / 15 || 1));
   }
 
   resize() {
@@ -55,15 +57,16 @@ export class LineChart {
     const { ctx, width, height } = this;
     if (!width) return;
     ctx.clearRect(0, 0, width, height);
-    const left = 52;
-    const bottom = height - 20;
-    const top = 10;
+    const font = this.fontPx;
+    const left = Math.round(font * 4.8);
+    const bottom = height - Math.round(font * 1.8);
+    const top = Math.round(font * 0.8);
     const plotW = width - left - 8;
     let max = 0;
     for (const line of this.data.values()) for (const v of line) max = Math.max(max, v);
     max = niceCeiling(max);
 
-    ctx.font = '11px system-ui, sans-serif';
+    ctx.font = `${font}px system-ui, sans-serif`;
     ctx.textBaseline = 'middle';
     ctx.textAlign = 'right';
     for (let i = 0; i <= 4; i += 1) {
@@ -81,9 +84,10 @@ export class LineChart {
     for (const fraction of [1, 0.75, 0.5, 0.25]) {
       const secondsAgo = Math.round(this.points * fraction);
       const x = left + plotW * (1 - fraction);
-      ctx.fillText(`−${secondsAgo} s`, x, height - 8);
+      ctx.fillText(`−${secondsAgo} s`, x, height - font * 0.7);
     }
-    ctx.fillText('now', width - 20, height - 8);
+    ctx.textAlign = 'right';
+    ctx.fillText('now', width - 8, height - font * 0.7);
 
     const step = plotW / (this.points - 1);
     for (const name of this.series) {

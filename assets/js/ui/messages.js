@@ -13,6 +13,9 @@ import { formatClock } from './format.js';
 
 /** More than this many <li> and the oldest are removed (the log keeps them). */
 const MAX_SHOWN = 500;
+/** Ids remembered for de-duplication: far more than are shown, and still
+ * bounded, so a page left open all day does not grow. */
+const MAX_SEEN = 5000;
 
 export class MessageList {
   constructor(list, { naive = false, empty = null, counter = null } = {}) {
@@ -34,8 +37,9 @@ export class MessageList {
 
   /**
    * Adds the messages of one answer. Returns what happened, for the
-   * instruments: how many were new, how many were duplicates, and how many
-   * arrived older than something already shown.
+   * instruments: which were new, how many were duplicates, and how many
+   * arrived older than something already shown (`outOfOrder`: shown out of
+   * order by the naive list, put back in place by the careful one).
    */
   add(messages) {
     const result = { added: [], duplicates: 0, outOfOrder: 0 };
@@ -50,10 +54,17 @@ export class MessageList {
         this.lastShownId = message.id;
       } else {
         if (duplicate) continue; // careful: each id once
+        const last = Number(this.list.lastElementChild?.dataset.id ?? 0);
+        if (message.id < last) result.outOfOrder += 1; // a straggler
         this.insertInOrder(this.render(message, false), message.id);
       }
       if (!duplicate) result.added.push(message);
       this.seen.add(message.id);
+    }
+    // Sets iterate in insertion order: the first ids are the oldest.
+    for (const id of this.seen) {
+      if (this.seen.size <= MAX_SEEN) break;
+      this.seen.delete(id);
     }
     while (this.list.childElementCount > MAX_SHOWN) this.list.firstElementChild.remove();
     this.refresh();
@@ -72,6 +83,7 @@ export class MessageList {
   /** Marks a message as sent from this tab. */
   markOwn(id) {
     this.own.add(id);
+    if (this.own.size > MAX_SHOWN) this.own.delete(this.own.values().next().value);
     for (const li of this.list.querySelectorAll(`li[data-id="${Number(id)}"]`)) li.classList.add('own');
   }
 

@@ -3,19 +3,39 @@
 // Time runs left to right (the last 15 seconds, "now" at the right edge).
 // Each HTTP request is a bar from the moment it was sent to the moment its
 // answer arrived; each WebSocket or SSE frame is a tick on its connection's
-// line. Polls take turns over a few rows, like DevTools' waterfall, so the
-// shape tells the story at a glance:
+// line.
 //
-//   setInterval   a dense comb — new bars start on the clock and overlap
-//   setTimeout    a staircase — each bar starts where the last one ended
-//   long polling  long bars — each one held by the server until there is news
+// A row means CONCURRENCY, like the lanes of DevTools' waterfall: a new
+// request takes the first row that has no request waiting in it. So the
+// number of rows in use is the number of requests that were in flight at
+// the same time, and the shape tells the story at a glance:
+//
+//   setInterval   stacks up rows as soon as answers take longer than the
+//                 interval — the clock does not wait for them
+//   setTimeout    always one row: the next request starts after the answer
+//   long polling  one row of long bars, each held by the server until news
 //   WebSocket/SSE one line, with a tick for every frame
+//
+// Where the browser made a request wait for one of its six connections to
+// the host before sending it (Resource Timing tells us; DevTools calls it
+// "Stalled"), the bar starts with a thin dashed lead-in of that length.
+//
+// `spans` and `ticks` are the model the canvas is drawn from; tests read
+// them (and so can you, in the console: `weebsockets.timeline.spans`).
 
 /** Every timeline on the page redraws in one animation loop. */
 const timelines = new Set();
 /** Redraw at most this often (ms): smooth enough, and cheap on a laptop
  * that is also projecting. */
 const FRAME_MS = 33;
+/** Past this many, spans and ticks are pruned as they are added, not only
+ * when drawn: a hidden tab draws nothing (no animation frames), and its
+ * timeline must not grow meanwhile. */
+const MAX_SPANS = 400;
+const MAX_TICKS = 2000;
+/** A wait before sending shorter than this (ms) is the browser's own
+ * overhead, not a queue: not drawn. (Meter counts stalls the same way.) */
+export const STALL_MS = 50;
 
 let lastFrame = 0;
 function loop(now) {
@@ -35,20 +55,28 @@ export class Timeline {
    * @param {HTMLCanvasElement} canvas
    * @param {object} options
    *   push: true for WebSocket/SSE (one connection line) — false for polls
-   *   rows: how many rows the polls take turns on
+   *   minRows: rows always drawn for requests, used or not, so that "only
+   *            ever one row" is visible as such
+   *   maxRows: rows drawn at most; requests beyond it share the last row
+   *            (the model keeps their true row)
    *   windowMs: how much time is visible
    *   outTicks: frames we send are ticks on the line (WebSocket) rather
    *             than POST bars in the "send" lane
+   *   compact: the small version on /compare (no labels or axis)
    */
-  constructor(canvas, { push = false, rows = 6, windowMs = 15_000, outTicks = false, compact = false } = {}) {
+  constructor(
+    canvas,
+    { push = false, minRows = 3, maxRows = 8, windowMs = 15_000, outTicks = false, compact = false } = {},
+  ) {
     this.canvas = canvas;
     this.ctx = canvas.getContext('2d');
     this.push = push;
-    this.rows = push ? 1 : rows;
+    this.minRows = push ? 1 : minRows;
+    this.maxRows = push ? 1 : Math.max(minRows, maxRows);
     this.windowMs = windowMs;
     this.outTicks = outTicks;
     this.compact = compact;
-    this.spans = []; // {lane, start, end, kind, outcome}
+    this.spans = []; // {lane: 'send'|'main', row, kind, start, end, outcome, openedAt, waitMs}
     this.ticks = []; // {t, dir}
     this.readColours();
     new ResizeObserver(() => this.resize()).observe(canvas);
@@ -56,32 +84,58 @@ export class Timeline {
     timelines.add(this);
   }
 
-  /** A polling request (a bar in one of the rows). */
+  /** A polling request: a bar in the first row with nothing in flight. */
   request(seq, { held = false } = {}) {
-    return this.span(1 + ((seq - 1) % this.rows), held ? 'held' : 'req');
+    return this.span('main', this.freeRow(), held ? 'held' : 'req');
   }
 
   /** A POST that sends a message (a bar in the "send" lane). */
   send() {
-    return this.span(0, 'send');
+    return this.span('send', 0, 'send');
   }
 
   /** A WebSocket or event stream: one bar from handshake to close. */
   connection() {
-    return this.span(1, 'conn');
+    return this.span('main', 1, 'conn');
   }
 
   /** One frame in ('in') or out ('out') on the connection line. */
   tick(dir) {
     this.ticks.push({ t: performance.now(), dir });
+    if (this.ticks.length > MAX_TICKS) this.prune(performance.now());
   }
 
-  span(lane, kind) {
-    const span = { lane, kind, start: performance.now(), end: null, outcome: 'pending', openedAt: null };
+  /** The lowest row (1, 2, …) in which no request is still waiting. */
+  freeRow() {
+    const busy = new Set();
+    for (const s of this.spans) if (s.lane === 'main' && s.end === null) busy.add(s.row);
+    let row = 1;
+    while (busy.has(row)) row += 1;
+    return row;
+  }
+
+  /** The most requests that were in flight at once among those still on
+   * screen: the highest row in use. */
+  rowsUsed(now = performance.now()) {
+    const t0 = now - this.windowMs;
+    let rows = 0;
+    for (const s of this.spans) {
+      if (s.lane === 'main' && (s.end === null || s.end >= t0)) rows = Math.max(rows, s.row);
+    }
+    return rows;
+  }
+
+  span(lane, row, kind) {
+    const span = { lane, row, kind, start: performance.now(), end: null, outcome: 'pending', openedAt: null, waitMs: 0 };
     this.spans.push(span);
+    if (this.spans.length > MAX_SPANS) this.prune(performance.now());
     return {
       opened: () => {
         span.openedAt = performance.now();
+      },
+      /** The browser held the request back this long before sending it. */
+      waited: (ms) => {
+        span.waitMs = ms;
       },
       end: (outcome) => {
         if (span.end === null) {
@@ -90,6 +144,13 @@ export class Timeline {
         }
       },
     };
+  }
+
+  /** Forgets what scrolled out of view. */
+  prune(now) {
+    const t0 = now - this.windowMs;
+    this.spans = this.spans.filter((s) => s.end === null || s.end >= t0);
+    this.ticks = this.ticks.filter((k) => k.t >= t0);
   }
 
   clear() {
@@ -105,7 +166,7 @@ export class Timeline {
       toneSoft: get('--tone-soft', 'rgba(99,102,241,.25)'),
       danger: get('--danger', '#ef4444'),
       grid: get('--grid', 'rgba(127,127,127,.15)'),
-      label: get('--text-3', '#888'),
+      label: get('--text-3', '#666'),
       send: get('--send', '#64748b'),
       surface: get('--surface-2', '#fff'),
     };
@@ -149,23 +210,27 @@ export class Timeline {
   draw(now) {
     const { ctx, width, height, colours } = this;
     if (width < 10) return;
+    this.prune(now);
     const t0 = now - this.windowMs;
-    const labelW = this.compact ? 0 : Math.round(46 * this.fontScale);
-    const axisH = this.compact ? 0 : 16;
+    const fontPx = Math.round((this.compact ? 10 : 12) * this.fontScale);
+    const labelW = this.compact ? 0 : Math.round(fontPx * 4);
+    const axisH = this.compact ? 0 : Math.round(fontPx * 1.5);
     const plotW = width - labelW - 6;
     const x = (t) => labelW + ((t - t0) / this.windowMs) * plotW;
 
-    // Lanes: 0 = send; 1..rows = requests (or the one connection line).
-    // (A WebSocket sends frames on its own line, so it needs no send lane.)
+    // Lanes: the send lane on top, then the request rows (or the one
+    // connection line). A WebSocket sends frames on its own line, so it
+    // needs no send lane.
+    const used = this.rowsUsed(now);
+    const rows = Math.min(this.maxRows, Math.max(this.minRows, used));
     const sendH = this.outTicks ? 0 : this.compact ? 8 : 12;
     const top = 4;
     const bodyH = height - axisH - top - sendH - 6;
-    const rowH = bodyH / this.rows;
-    const laneY = (lane) => (lane === 0 ? top : top + sendH + 6 + (lane - 1) * rowH);
-    const laneH = (lane) => (lane === 0 ? sendH : rowH);
+    const rowH = bodyH / rows;
+    const rowY = (row) => top + sendH + 6 + (Math.min(row, rows) - 1) * rowH;
 
     ctx.clearRect(0, 0, width, height);
-    ctx.font = `${Math.round((this.compact ? 9 : 11) * this.fontScale)}px system-ui, sans-serif`;
+    ctx.font = `${fontPx}px system-ui, sans-serif`;
     ctx.textBaseline = 'middle';
 
     // Grid: a line every second, a label every five.
@@ -179,35 +244,51 @@ export class Timeline {
       ctx.moveTo(gx, top);
       ctx.lineTo(gx, height - axisH);
       ctx.stroke();
-      if (axisH && age % 5 === 0 && age > 0) {
+      if (axisH && age % 5 === 0 && age > 0 && age < this.windowMs / 1000) {
         ctx.fillStyle = colours.label;
         ctx.textAlign = 'center';
         ctx.fillText(`−${age} s`, gx, height - axisH / 2);
       }
     }
+    // Faint row separators, so empty rows read as "nothing in flight here".
+    if (!this.push) {
+      ctx.strokeStyle = colours.grid;
+      for (let row = 2; row <= rows; row += 1) {
+        const y = Math.round(rowY(row)) + 0.5;
+        ctx.beginPath();
+        ctx.moveTo(labelW, y);
+        ctx.lineTo(width - 6, y);
+        ctx.stroke();
+      }
+    }
     if (labelW) {
       ctx.fillStyle = colours.label;
       ctx.textAlign = 'left';
-      if (sendH) ctx.fillText('POST', 4, laneY(0) + sendH / 2);
+      if (sendH) ctx.fillText('POST', 2, top + sendH / 2);
       const name = this.push ? (this.outTicks ? 'socket' : 'stream') : 'GET';
-      ctx.fillText(name, 4, laneY(1) + (this.push ? rowH / 2 : Math.min(rowH, 14) / 2 + 2));
+      ctx.fillText(name, 2, rowY(1) + (this.push ? rowH / 2 : rowH / 2));
+      if (!this.push) {
+        // How many were in flight at once, in words: the point of the rows.
+        ctx.textAlign = 'left';
+        const caption = used <= 1 ? 'one at a time' : `up to ${used} at once`;
+        if (axisH) ctx.fillText(caption, labelW, height - axisH / 2);
+      }
     }
-
-    // Forget what scrolled out of view.
-    this.spans = this.spans.filter((s) => s.end === null || s.end >= t0);
-    this.ticks = this.ticks.filter((k) => k.t >= t0);
 
     for (const span of this.spans) {
       const x1 = Math.max(labelW, x(span.start));
       const x2 = Math.max(x1 + 2, x(span.end ?? now));
-      const y = laneY(span.lane);
-      const h = laneH(span.lane);
-      if (span.kind === 'conn') this.drawConnection(span, x1, x2, y, h, x);
-      else this.drawBar(span, x1, x2, y, h);
+      if (span.lane === 'send') {
+        this.drawBar(span, x1, x2, top, sendH, x);
+      } else if (span.kind === 'conn') {
+        this.drawConnection(span, x1, x2, rowY(1), rowH, x);
+      } else {
+        this.drawBar(span, x1, x2, rowY(span.row), rowH, x);
+      }
     }
 
     // Ticks: frames in below the line, frames out above it.
-    const lineY = laneY(1) + rowH / 2;
+    const lineY = rowY(1) + rowH / 2;
     const tickH = Math.min(rowH / 2 - 2, this.compact ? 10 : 18);
     for (const tick of this.ticks) {
       const tx = Math.round(x(tick.t)) + 0.5;
@@ -226,15 +307,31 @@ export class Timeline {
     }
   }
 
-  drawBar(span, x1, x2, y, h) {
+  drawBar(span, x1, x2start, y, h, x) {
     const { ctx, colours } = this;
     const pad = span.kind === 'send' ? 1 : Math.min(3, h * 0.18);
     const by = y + pad;
     const bh = Math.max(3, h - pad * 2);
-    const w = x2 - x1;
+    let x2 = x2start;
+    let xs = x1;
+    if (span.waitMs >= STALL_MS) {
+      // Stalled: the browser held the request back, waiting for a free
+      // connection. A thin dashed lead-in, then the bar proper.
+      xs = Math.min(x2 - 2, Math.max(x1, x(span.start + span.waitMs)));
+      ctx.strokeStyle = colours.label;
+      ctx.lineWidth = 2;
+      ctx.setLineDash([3, 3]);
+      ctx.beginPath();
+      ctx.moveTo(x1, by + bh / 2);
+      ctx.lineTo(xs, by + bh / 2);
+      ctx.stroke();
+      ctx.setLineDash([]);
+    }
+    x2 = Math.max(xs + 2, x2);
+    const w = x2 - xs;
     const radius = Math.min(4, bh / 2, w / 2);
     ctx.beginPath();
-    ctx.roundRect(x1, by, w, bh, radius);
+    ctx.roundRect(xs, by, w, bh, radius);
     if (span.kind === 'send') {
       ctx.fillStyle = span.outcome === 'error' ? colours.danger : colours.send;
       ctx.fill();
@@ -265,6 +362,15 @@ export class Timeline {
         ctx.fillStyle = this.errorStripes;
         ctx.fill();
         break;
+      case 'stale':
+        // An answer to a request sent before a failure: it came, but the
+        // page ignores it (a retry is already scheduled). Dashed outline.
+        ctx.setLineDash([3, 2]);
+        ctx.strokeStyle = colours.tone;
+        ctx.lineWidth = 1.25;
+        ctx.stroke();
+        ctx.setLineDash([]);
+        break;
       default: // cancelled
         ctx.strokeStyle = colours.grid;
         ctx.lineWidth = 1;
@@ -294,7 +400,7 @@ export class Timeline {
       ctx.stroke();
     }
     if (span.outcome === 'error') {
-      // Where the connection died: a small red cross.
+      // Where the connection died (or was refused): a small red cross.
       ctx.strokeStyle = colours.danger;
       ctx.lineWidth = 2;
       ctx.beginPath();

@@ -1,0 +1,124 @@
+/// Every page is readable by everyone in the room, the back row included:
+/// axe-core (the accessibility engine behind Lighthouse and DevTools) runs
+/// in the real page, in the light theme, the dark theme and Large type,
+/// and finds no serious or critical violation — colour contrast included
+/// (WCAG AA: 4.5:1 for text). And a screen reader hears each new chat
+/// message once: on a chat page only the room's list announces it (the
+/// connection log is not a live region), and on /compare, with five lists,
+/// one status line does.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { test } from 'node:test';
+import { openPage, post, serverAndBrowser, waitConnected, waitForText } from './helpers.mjs';
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+const PAGES = ['/', '/interval', '/timeout', '/longpoll', '/websocket', '/sse', '/compare', '/dashboard', '/websocket/echo', '/no-such-page'];
+const LOOKS = [
+  { name: 'light', theme: 'light', large: false },
+  { name: 'dark', theme: 'dark', large: false },
+  { name: 'light, Large type', theme: 'light', large: true },
+  { name: 'dark, Large type', theme: 'dark', large: true },
+];
+
+const env = serverAndBrowser();
+
+/** Runs axe in the page. page.evaluate runs outside the page's CSP, so the
+ * strict policy stays on while axe reads the page. */
+async function axe(page) {
+  await page.evaluate(AXE);
+  return page.evaluate(async () => {
+    // Let animations (a message's "arrive" flash) finish, so colours are final.
+    const finite = document.getAnimations().filter((a) => a.effect?.getComputedTiming().iterations !== Infinity);
+    await Promise.all(finite.map((a) => a.finished.catch(() => {})));
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')} — ${n.failureSummary?.split('\n').slice(1, 2).join('')}`),
+    }));
+  });
+}
+
+test('axe finds no serious or critical violation on any page, light, dark and Large type', { timeout: 300_000 }, async (t) => {
+  // Messages in the room, with a duplicate-free list and own messages, so
+  // the message styles are checked too.
+  for (let i = 1; i <= 3; i += 1) await post(env.base, 'ada', `a message to read, number ${i}`, i === 2 ? 'websocket' : 'interval');
+  const failures = [];
+  for (const look of LOOKS) {
+    for (const path of PAGES) {
+      const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
+      await context.addInitScript(({ theme, large }) => {
+        localStorage.setItem('weebsockets.theme', theme);
+        localStorage.setItem('weebsockets.large', large ? '1' : '0');
+        localStorage.setItem('weebsockets.name', 'axe');
+      }, look);
+      const page = await context.newPage();
+      await page.goto(env.base + path);
+      if (['/interval', '/timeout', '/longpoll', '/websocket', '/sse'].includes(path)) {
+        await waitConnected(page);
+        await waitForText(page, 'a message to read, number 3');
+      }
+      if (path === '/compare') {
+        await page.waitForFunction(() => document.querySelectorAll('[data-role="state"][data-tone="ok"]').length === 5);
+      }
+      if (path === '/dashboard') await page.waitForSelector('#conn-state[data-tone="ok"]');
+      const found = (await axe(page)).filter((v) => v.impact === 'serious' || v.impact === 'critical');
+      for (const v of found) failures.push(`${path} (${look.name}): ${v.id} [${v.impact}] ${v.help}\n    ${v.nodes.join('\n    ')}`);
+      await context.close();
+    }
+    t.diagnostic(`${look.name}: ${PAGES.length} pages checked`);
+  }
+  assert.deepEqual(failures, [], failures.join('\n'));
+});
+
+test('a new message is announced once, on a chat page and on /compare', { timeout: 60_000 }, async () => {
+  for (const path of ['/websocket', '/sse', '/interval', '/compare']) {
+    const page = await openPage(env.browser, env.base + path);
+    if (path === '/compare') {
+      await page.waitForFunction(() => document.querySelectorAll('[data-role="state"][data-tone="ok"]').length === 5);
+    } else {
+      await waitConnected(page);
+    }
+    // Record every live region whose content changes from now on: what a
+    // screen reader would read out. (role=log and role=status are polite
+    // live regions unless they say aria-live="off".)
+    await page.evaluate(() => {
+      window.__spoken = new Set();
+      const region = (el) => {
+        for (let n = el; n && n !== document.body; n = n.parentElement) {
+          const aria = n.getAttribute('aria-live');
+          if (aria) return aria === 'off' ? null : n;
+          if (['log', 'status', 'alert'].includes(n.getAttribute('role'))) return n;
+        }
+        return null;
+      };
+      new MutationObserver((records) => {
+        for (const r of records) {
+          const target = r.target.nodeType === Node.ELEMENT_NODE ? r.target : r.target.parentElement;
+          const live = region(target);
+          if (live) window.__spoken.add(live.id || live.getAttribute('aria-label') || live.className);
+        }
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+    const text = `announced once ${Date.now()}`;
+    await post(env.base, 'ada', text);
+    if (path === '/compare') {
+      await page.waitForFunction(
+        (t) => [...document.querySelectorAll('[data-role="messages"]')].every((l) => l.textContent.includes(t)),
+        text,
+      );
+    } else {
+      await waitForText(page, text);
+    }
+    // Whatever the page does in the same turn (a log line) has happened.
+    await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 50))));
+    const spoken = await page.evaluate(() => [...window.__spoken]);
+    assert.equal(spoken.length, 1, `${path}: the message reached ${spoken.length} live regions: ${spoken.join(', ')}`);
+    await page.context().close();
+  }
+});
