@@ -20,7 +20,12 @@ test('one message sent on /compare lands in all five columns', { timeout: 60_000
     await page.getByLabel('Message', { exact: true }).fill(text);
     await page.getByRole('button', { name: 'Send', exact: true }).click();
 
-    const [stored] = (await allMessages(env.base)).filter((m) => m.text === text);
+    // The click only starts the POST: wait until the room has the message.
+    let stored;
+    for (const deadline = Date.now() + 15_000; !stored && Date.now() < deadline; ) {
+      [stored] = (await allMessages(env.base)).filter((m) => m.text === text);
+      if (!stored) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     assert.ok(stored, 'the message was stored');
     for (const mode of MODES) {
       const column = page.locator(`[data-column="${mode}"]`);
