@@ -22,6 +22,7 @@ use crate::room::Room;
 use crate::state::AppState;
 use crate::stats::TransportSet;
 use crate::transports::Topic;
+use crate::transports::websocket::expect_type;
 
 /// What a sender asks to have stored.
 #[derive(Debug, Deserialize)]
@@ -152,11 +153,7 @@ impl Topic for Room {
         frame: serde_json::Value,
     ) -> Result<Option<String>, ApiError> {
         let reference = frame.get("ref").cloned();
-        match frame.get("type").and_then(|t| t.as_str()) {
-            Some("send") => {}
-            Some(other) => return Err(ApiError::UnknownFrameType(other.to_owned())),
-            None => return Err(ApiError::BadJson("a frame needs a \"type\"".to_owned())),
-        }
+        expect_type(&frame, "send")?;
         // `{"type":"send","ref":…,"author":…,"text":…,"key"?:…}`: the fields
         // other than type and ref are a POST's.
         let outgoing: Outgoing = serde_json::from_value(frame)

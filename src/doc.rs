@@ -30,8 +30,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use bytestring::ByteString;
 use ropey::Rope;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -116,19 +114,7 @@ impl StoredOp {
             via,
         };
         // unwrap: a struct of strings, numbers and a JSON value serialises.
-        let json = serde_json::to_vec(&fields).unwrap();
-        // The frame is the same object with "type":"op" in front.
-        let mut frame = Vec::with_capacity(json.len() + 12);
-        frame.extend_from_slice(br#"{"type":"op","#);
-        frame.extend_from_slice(&json[1..]);
-        // unwrap: serde_json only ever writes valid UTF-8.
-        let ws_frame = ByteString::try_from(frame).unwrap();
-        let mut event = BytesMut::with_capacity(json.len() + 32);
-        event.put_slice(b"id: ");
-        event.put_slice(rev.to_string().as_bytes());
-        event.put_slice(b"\nevent: op\ndata: ");
-        event.put_slice(&json);
-        event.put_slice(b"\n\n");
+        let wire = Wire::flat("op", rev, serde_json::to_vec(&fields).unwrap());
         StoredOp {
             rev,
             op,
@@ -138,11 +124,7 @@ impl StoredOp {
             account,
             via,
             at,
-            wire: Wire {
-                json: Bytes::from(json),
-                ws_frame,
-                sse_event: event.freeze(),
-            },
+            wire,
         }
     }
 }

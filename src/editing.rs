@@ -35,6 +35,7 @@ use crate::presence::{Caret, Presence, PresenceEntry};
 use crate::state::AppState;
 use crate::stats::TransportSet;
 use crate::transports::Topic;
+use crate::transports::websocket::expect_type;
 
 /// What an editor sends, before it is checked: `POST /api/doc/ops` bodies
 /// and WebSocket `op` frames (`type` and `ref` aside). Numbers are read as
@@ -424,11 +425,7 @@ impl Topic for Document {
         frame: Value,
     ) -> Result<Option<String>, ApiError> {
         let reference = frame.get("ref").cloned();
-        match frame.get("type").and_then(|t| t.as_str()) {
-            Some("op") => {}
-            Some(other) => return Err(ApiError::UnknownFrameType(other.to_owned())),
-            None => return Err(ApiError::BadJson("a frame needs a \"type\"".to_owned())),
-        }
+        expect_type(&frame, "op")?;
         let incoming: Incoming = serde_json::from_value(frame)
             .map_err(|e| ApiError::BadJson(format!("invalid op frame: {e}")))?;
         let change = edit(&incoming.rev, &incoming.op);
@@ -552,11 +549,7 @@ impl Topic for Presence {
         peer: &Peer,
         frame: Value,
     ) -> Result<Option<String>, ApiError> {
-        match frame.get("type").and_then(|t| t.as_str()) {
-            Some("presence") => {}
-            Some(other) => return Err(ApiError::UnknownFrameType(other.to_owned())),
-            None => return Err(ApiError::BadJson("a frame needs a \"type\"".to_owned())),
-        }
+        expect_type(&frame, "presence")?;
         let update: CaretUpdate = serde_json::from_value(frame)
             .map_err(|e| ApiError::BadJson(format!("invalid presence frame: {e}")))?;
         publish_caret(state, peer, &update)?;

@@ -11,8 +11,6 @@
 
 use std::fmt;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
 use crate::wire::{Entry, Wire};
@@ -261,30 +259,9 @@ impl StoredMessage {
     pub fn new(message: Message) -> StoredMessage {
         // unwrap: serialising a struct of strings and integers cannot fail.
         let json = serde_json::to_vec(&message).unwrap();
-
-        let mut frame = Vec::with_capacity(json.len() + 30);
-        frame.extend_from_slice(br#"{"type":"message","message":"#);
-        frame.extend_from_slice(&json);
-        frame.push(b'}');
-        // unwrap: serde_json only ever writes valid UTF-8.
-        let ws_frame = ByteString::try_from(frame).unwrap();
-
-        // serde_json escapes newlines inside strings, so the JSON is always
-        // one line, as SSE's `data:` field requires.
-        let mut event = BytesMut::with_capacity(json.len() + 40);
-        event.put_slice(b"id: ");
-        event.put_slice(message.id.to_string().as_bytes());
-        event.put_slice(b"\nevent: message\ndata: ");
-        event.put_slice(&json);
-        event.put_slice(b"\n\n");
-
         StoredMessage {
+            wire: Wire::wrapped("message", message.id, json),
             message,
-            wire: Wire {
-                json: Bytes::from(json),
-                ws_frame,
-                sse_event: event.freeze(),
-            },
         }
     }
 

@@ -26,8 +26,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use bytestring::ByteString;
 use serde::Serialize;
 
 use crate::log::Log;
@@ -101,25 +99,11 @@ impl PresenceEntry {
             at,
         })
         .unwrap();
-        let mut frame = Vec::with_capacity(json.len() + 18);
-        frame.extend_from_slice(br#"{"type":"presence","#);
-        frame.extend_from_slice(&json[1..]);
-        let mut event = BytesMut::with_capacity(json.len() + 40);
-        event.put_slice(b"id: ");
-        event.put_slice(seq.to_string().as_bytes());
-        event.put_slice(b"\nevent: presence\ndata: ");
-        event.put_slice(&json);
-        event.put_slice(b"\n\n");
         PresenceEntry {
             seq,
             caret,
             at,
-            wire: Wire {
-                json: Bytes::from(json),
-                // unwrap: serde_json only ever writes valid UTF-8.
-                ws_frame: ByteString::try_from(frame).unwrap(),
-                sse_event: event.freeze(),
-            },
+            wire: Wire::flat("presence", seq, json),
         }
     }
 }

@@ -376,6 +376,16 @@ impl<T: Topic> Connection<T> {
     }
 }
 
+/// Checks that a client's frame is of the one `type` this socket takes
+/// (`send` on the chat's, `op` on the document's…).
+pub fn expect_type(frame: &serde_json::Value, kind: &str) -> Result<(), ApiError> {
+    match frame.get("type").and_then(|t| t.as_str()) {
+        Some(t) if t == kind => Ok(()),
+        Some(other) => Err(ApiError::UnknownFrameType(other.to_owned())),
+        None => Err(ApiError::BadJson("a frame needs a \"type\"".to_owned())),
+    }
+}
+
 /// `{"type":"error","ref":…,"error":…,"code":…}` — the same `error`, `code`
 /// (and `retry_after_ms`) an HTTP client would get in its JSON body.
 pub fn error_frame(reference: Option<serde_json::Value>, err: &ApiError) -> String {
