@@ -4,6 +4,7 @@
 //! HTTP body).
 #![allow(dead_code)]
 
+pub mod accounts;
 pub mod traces;
 
 use std::time::Duration;
