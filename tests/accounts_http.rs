@@ -53,6 +53,25 @@ async fn sign_up_who_am_i_sign_out() {
         .await
         .expect(401, "not_signed_in");
 
+    // Among the other cookies a browser sends to this host (other apps on
+    // localhost in a classroom), the session is still found.
+    ada.sign_in("Ada", PASSWORD).await.expect(200, "");
+    let response = ada
+        .http()
+        .get(server.url("/api/session"))
+        .header(
+            "cookie",
+            format!(
+                "theme=dark; {SESSION_COOKIE}={}; other_app=1",
+                ada.cookie.as_deref().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    ada.sign_out().await;
+
     // No cookie, or one the server never gave out: a guest.
     Browser::new(&server)
         .who_am_i()

@@ -186,12 +186,30 @@ async fn guests_cannot_take_an_account_s_name() {
         .await;
     assert_eq!(doc_ws.next_of("ack").await["ref"], "o2");
 
+    // Nor can a guest claim the badge: an `account` field in the body is
+    // not the server's to take.
+    let answer = guest
+        .post_message(json!({"author": "Fake", "text": "a badge", "account": true}))
+        .await;
+    answer.expect(201, "");
+    assert_eq!(answer.body.get("account"), None, "{}", answer.body);
+    guest
+        .post(
+            "/api/doc/ops",
+            json!({"client": "guest-tab", "seq": 3, "rev": 1, "op": [1, "y"],
+                   "author": "Fake", "account": true}),
+        )
+        .await
+        .expect(201, "");
+
     let log = messages(&guest).await;
-    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(signed(&log[1]), (json!("Fake"), Value::Null));
     assert_eq!(signed(&log[0]), (json!("Guest"), Value::Null));
     let ops = doc_ops(&guest).await;
-    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert_eq!(ops.len(), 2, "{ops:?}");
     assert_eq!(ops[0].get("author"), None);
+    assert_eq!(signed(&ops[1]), (json!("Fake"), Value::Null));
 }
 
 /// `--accounts-required`: a guest still reads everything — polls, long
