@@ -4,6 +4,7 @@
 //! HTTP body).
 #![allow(dead_code)]
 
+pub mod accounts;
 pub mod editors;
 pub mod traces;
 
@@ -425,6 +426,11 @@ impl Sse {
             response.headers()["content-type"].to_str().unwrap(),
             "text/event-stream"
         );
+        Sse::from_response(response)
+    }
+
+    /// Reads events from a response that is already an event stream.
+    pub fn from_response(response: reqwest::Response) -> Sse {
         Sse {
             response,
             buffer: String::new(),
