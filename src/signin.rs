@@ -87,6 +87,12 @@ pub async fn create_account(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let credentials: Credentials = read_json(&req, payload, state.config.max_body_bytes).await?;
+    // Each account costs a password hash and a place in memory: a script
+    // creating accounts in a loop is slowed down, a class is not.
+    state
+        .signup_rate
+        .check(crate::http::client_ip(&req))
+        .map_err(ApiError::RateLimited)?;
     let teacher_token =
         bearer_token(&req).is_some() && teacher_token_matches(&req, &state.teacher_token);
     let signed_in = state

@@ -28,6 +28,13 @@ pub const PRESENCE_RATE: f64 = 20.0;
 /// How many caret updates an editor may send at once.
 pub const PRESENCE_BURST: u32 = 40;
 
+/// Accounts an address may create per second, after its burst: one every
+/// three seconds.
+pub const SIGNUP_RATE: f64 = 1.0 / 3.0;
+/// Accounts an address may create at once: a class of 100 behind one
+/// address signing up in the same minute.
+pub const SIGNUP_BURST: u32 = 100;
+
 /// Why the server's state could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -52,6 +59,8 @@ pub struct AppState {
     pub presence: Presence,
     /// Caret updates per second per editor.
     pub presence_rate: RateLimiter<String>,
+    /// Accounts created per client address (each costs a password hash).
+    pub signup_rate: RateLimiter<IpAddr>,
     /// The teacher's network lab.
     pub lab: Lab,
     /// Counters for `/api/stats`.
@@ -124,6 +133,7 @@ impl AppState {
             accounts,
             presence: Presence::new(),
             presence_rate: RateLimiter::new(rate(PRESENCE_RATE), PRESENCE_BURST),
+            signup_rate: RateLimiter::new(rate(SIGNUP_RATE), SIGNUP_BURST),
             lab: Lab::new(),
             stats: Stats::default(),
             teacher_token,

@@ -482,3 +482,20 @@ async fn accounts_and_sessions_survive_a_restart() {
         .await
         .expect(409, "name_taken");
 }
+
+/// A class behind one address can all sign up at once (100), but a script
+/// creating accounts in a loop is slowed down: each one costs a password
+/// hash and memory.
+#[tokio::test]
+async fn creating_accounts_is_limited_per_address() {
+    let server = start_accounts(|_| {});
+    for i in 0..weebsockets::state::SIGNUP_BURST {
+        let mut student = Browser::new(&server);
+        let created = student.sign_up(&format!("student{i}"), PASSWORD).await;
+        assert_eq!(created.status, 201, "student{i}: {}", created.body);
+    }
+    let mut one_more = Browser::new(&server);
+    let refused = one_more.sign_up("student-extra", PASSWORD).await;
+    refused.expect(429, "rate_limited");
+    assert!(refused.retry_after().is_some_and(|s| (1..=3).contains(&s)));
+}
