@@ -16,7 +16,7 @@
 //! hijacking). What the browser also attaches, and no page can forge, is
 //! the `Origin` header — which is why the server checks it on every
 //! upgrade and every request that changes something
-//! ([`check_origin`](crate::http::check_origin)).
+//! ([`crate::http::check_origin`]).
 
 use std::future::{Future, Ready, ready};
 use std::net::IpAddr;

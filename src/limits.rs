@@ -138,7 +138,7 @@ pub enum Refusal {
 
 /// Counts open connections of one kind: per person, per address, in total.
 ///
-/// A person is whatever [`Who`](crate::identity::Who) the caller keys by —
+/// A person is whatever [`Who`] the caller keys by —
 /// an account, a guest's tab, or (a client that says nothing) its address.
 /// The per-address count is kept as an outer bound only: a school that
 /// reaches the server through one address is one address for 60 students.
