@@ -166,7 +166,7 @@ pub fn start_with(
     config: Config,
     extra: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 ) -> io::Result<Running> {
-    let listener = TcpListener::bind(config.bind)?;
+    let listener = crate::listen::bind(config.bind, config.backlog, Some(config.send_timeout()))?;
     let addr = listener.local_addr()?;
     let state = AppState::open(config).map_err(io::Error::other)?;
     let teacher_token = state.teacher_token.clone();
