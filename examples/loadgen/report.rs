@@ -34,6 +34,12 @@ fn figures(mode: &str) -> &'static [(&'static str, &'static str, bool)] {
             ("p50 ms", "/latency/p50_ms", false),
             ("p99 ms", "/latency/p99_ms", false),
             ("every client p99 ms", "/every_client/p99_ms", false),
+            ("server µs/delivery", "/server_us_per_delivery", false),
+            (
+                "marginal µs/deliv.",
+                "/server_marginal_us_per_delivery",
+                false,
+            ),
             ("lost", "/lost", false),
         ],
         "idle-memory" => &[

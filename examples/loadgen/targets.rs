@@ -361,6 +361,9 @@ async fn server_open(env: &Env, kind: Kind) -> Option<u64> {
     t["open"].as_u64().or(t["waiting"].as_u64())
 }
 
+/// How long `fanout` watches the server idle before posting.
+const IDLE_SAMPLE: Duration = Duration::from_secs(2);
+
 /// `fanout`: N idle push clients, then M messages at R/s.
 pub async fn fanout(
     env: &Env,
@@ -390,6 +393,11 @@ pub async fn fanout(
         connect_time.as_secs_f64(),
         open.map_or("?".into(), |o| o.to_string())
     );
+    // The server's CPU while nobody posts (heartbeats, timers): subtracted
+    // from the window's to get the marginal cost of the deliveries.
+    let idle0 = env.monitor.mark();
+    tokio::time::sleep(IDLE_SAMPLE).await;
+    let idle = env.monitor.usage(idle0, env.monitor.mark());
     let cpu0 = env.monitor.mark();
     env.monitor.reset_peak();
     let from = now_us() + 100_000;
@@ -428,6 +436,17 @@ pub async fn fanout(
     let ack = Percentiles::of(&mut acks);
     let mut worst: Vec<u64> = last_client.into_values().collect();
     let every_client = Percentiles::of(&mut worst);
+    // CPU per delivery: all of the window's, and the marginal part (minus
+    // what the server spends idle in as long).
+    let per_delivery = |cpu: f64| round(cpu * 1e6 / latency.count.max(1) as f64);
+    let (server_us, marginal_us) = match (usage.server_cpu_s, idle.server_cpu_s) {
+        (Some(cpu), Some(idle_cpu)) => {
+            let idle_rate = idle_cpu / idle.seconds.max(1e-9);
+            let marginal = (cpu - idle_rate * usage.seconds).max(0.0);
+            (Some(per_delivery(cpu)), Some(per_delivery(marginal)))
+        }
+        _ => (None, None),
+    };
     let lost: Vec<u64> = tallies.iter().map(|t| t.lost(&expected)).collect();
     let lost_total: u64 =
         lost.iter().sum::<u64>() + (n - tallies.len()) as u64 * expected.len() as u64;
@@ -458,8 +477,17 @@ pub async fn fanout(
         requests.errors
     );
     println!("  {}", usage.line());
+    if let (Some(all), Some(marginal)) = (server_us, marginal_us) {
+        println!(
+            "  server CPU per delivery: {all:.2} µs, marginal {marginal:.2} µs (idle: {:.3} s CPU in {:.1} s)",
+            idle.server_cpu_s.unwrap_or(0.0),
+            idle.seconds
+        );
+    }
     Ok(json!({
-        "mode": "fanout", "kind": kind.name(), "clients": n, "messages": expected.len(),
+        "mode": "fanout",
+        "server_us_per_delivery": server_us, "server_marginal_us_per_delivery": marginal_us,
+        "idle_server_cpu_s": idle.server_cpu_s.map(round), "idle_s": round(idle.seconds), "kind": kind.name(), "clients": n, "messages": expected.len(),
         "rate": rate, "connected": ready, "connect_s": round(connect_time.as_secs_f64()),
         "server_open": open, "post_failures": sent.failed,
         "latency": latency.json(), "every_client": every_client.json(),
