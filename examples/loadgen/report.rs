@@ -46,6 +46,10 @@ fn figures(mode: &str) -> &'static [(&'static str, &'static str, bool)] {
             ("KiB/connection", "/kib_per_connection", false),
             ("anon KiB/connection", "/anon_kib_per_connection", false),
         ],
+        "connect-burst" => &[
+            ("all connected ms", "/all_connected_ms", false),
+            ("listen overflows", "/listen_overflows", false),
+        ],
         _ => &[],
     }
 }
@@ -64,6 +68,7 @@ fn scenario(line: &Value) -> String {
         "posts" | "empty-polls" => &["connections"],
         "fanout" => &["kind", "clients", "messages"],
         "idle-memory" => &["kind", "clients"],
+        "connect-burst" => &["clients", "at_once"],
         _ => &[],
     };
     let mut out = mode.to_owned();

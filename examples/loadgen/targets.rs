@@ -603,3 +603,75 @@ async fn open_keepalive(env: &Env, n: usize) -> Vec<HttpConn> {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// TcpExtListenOverflows from `/proc/net/netstat`: connections the kernel
+/// dropped because a listening socket's accept queue was full. Counted for
+/// the whole network namespace (any server on this machine).
+fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
+/// `connect-burst`: N WebSocket clients connecting at once, at most
+/// `at_once` handshakes in flight — a class opening the page when the
+/// teacher says so. How long until every one is connected, and how many
+/// times the kernel's accept queue overflowed meanwhile (a dropped
+/// handshake costs its client a SYN retransmit, one second).
+pub async fn connect_burst(env: &Env, n: usize, at_once: usize) -> Result<Value, String> {
+    latest_id(&env.target).await?;
+    let overflows0 = listen_overflows();
+    let gate = Arc::new(Semaphore::new(at_once.max(1)));
+    let started = tokio::time::Instant::now();
+    let mut tasks = JoinSet::new();
+    let url = format!("ws://{}/api/ws", env.target.host);
+    for _ in 0..n {
+        let (target, gate, url) = (env.target.clone(), Arc::clone(&gate), url.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await.ok()?;
+            let t = tokio::time::Instant::now();
+            let meter = Arc::new(Meter::default());
+            let stream = target.connect(&meter).await.ok()?;
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(4096)
+                .write_buffer_size(0);
+            let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+                .await
+                .ok()?;
+            Some((t.elapsed().as_micros() as u64, ws))
+        });
+    }
+    let mut times = Vec::with_capacity(n);
+    let mut open = Vec::with_capacity(n);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Some((us, ws))) = done {
+            times.push(us);
+            open.push(ws);
+        }
+    }
+    let all_in = started.elapsed();
+    let overflows = match (overflows0, listen_overflows()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    let connected = open.len();
+    drop(open);
+    let each = Percentiles::of(&mut times);
+    println!(
+        "\nconnect-burst ×{n} ({at_once} at once): {connected} connected in {:.0} ms; each: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; listen overflows {}",
+        all_in.as_secs_f64() * 1e3,
+        each.p50,
+        each.p99,
+        each.max,
+        overflows.map_or("?".into(), |o| o.to_string())
+    );
+    Ok(json!({
+        "mode": "connect-burst", "clients": n, "at_once": at_once, "connected": connected,
+        "all_connected_ms": round(all_in.as_secs_f64() * 1e3), "each": each.json(),
+        "listen_overflows": overflows,
+    }))
+}

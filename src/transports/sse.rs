@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 
@@ -107,9 +107,14 @@ struct EventStream<T: Topic> {
     closing: Pin<Box<dyn Future<Output = ()>>>,
     /// Resolves when the teacher switches the lab's outage on.
     outage: Pin<Box<dyn Future<Output = ()>>>,
+    /// Set when a poll handed bytes back with every source left pending.
+    drained: bool,
     /// The slot, freed when actix drops the body.
     _slot: ConnectionGuard,
 }
+
+/// Bytes one poll gathers when several events are due at once.
+const BATCH: usize = 16 * 1024;
 
 impl<T: Topic> EventStream<T> {
     fn open(
@@ -136,6 +141,7 @@ impl<T: Topic> EventStream<T> {
             keepalive_every,
             closing: Box::pin(state.closing()),
             outage: Box::pin(state.lab.outage_started()),
+            drained: false,
             feed,
             topic,
             state,
@@ -171,6 +177,12 @@ impl<T: Topic> Stream for EventStream<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        // As for the WebSocket (see `websocket::Connection::poll_next`): the
+        // poll right after one that left every source pending has nothing
+        // to do; any wake since makes actix poll again.
+        if std::mem::take(&mut this.drained) {
+            return Poll::Pending;
+        }
         // Ending the body ends the response; EventSource reconnects after
         // `retry` ms and finds the server back (or not yet). (A browser that
         // went away is actix's to notice: it drops the body.)
@@ -178,23 +190,53 @@ impl<T: Topic> Stream for EventStream<T> {
             return Poll::Ready(None);
         }
         this.poll_keepalive(cx);
-        match this.feed.poll_next(cx) {
-            Poll::Ready(Ok(out)) => {
-                let stats = this.topic.stats(&this.state).of(Via::Sse);
-                if out.is_entry {
-                    stats.delivered(1, out.frame.len());
-                } else {
-                    stats.bytes_sent.fetch_add(out.frame.len() as u64, Relaxed);
+        // Every event whose time has come. One event — the usual case — is
+        // handed over as it is, the entry's own bytes, without a copy;
+        // several are joined into one chunk.
+        let (mut first, mut joined) = (None::<Bytes>, BytesMut::new());
+        let (mut entries, mut entry_bytes, mut control_bytes) = (0, 0, 0);
+        let drained = loop {
+            if joined.len() >= BATCH {
+                break false;
+            }
+            match this.feed.poll_next(cx) {
+                Poll::Ready(Ok(out)) => {
+                    if out.is_entry {
+                        entries += 1;
+                        entry_bytes += out.frame.len();
+                    } else {
+                        control_bytes += out.frame.len();
+                    }
+                    match first.take() {
+                        None if joined.is_empty() => first = Some(out.frame),
+                        None => joined.extend_from_slice(&out.frame),
+                        Some(earlier) => {
+                            joined.extend_from_slice(&earlier);
+                            joined.extend_from_slice(&out.frame);
+                        }
+                    }
                 }
-                // The entry's own bytes: actix copies them into its write
-                // buffer and asks again at once while there is room.
-                Poll::Ready(Some(Ok(out.frame)))
+                Poll::Ready(Err(err)) => {
+                    tracing::warn!(%err, "sse stream could not read the log");
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => break true,
             }
-            Poll::Ready(Err(err)) => {
-                tracing::warn!(%err, "sse stream could not read the log");
-                Poll::Ready(None)
+        };
+        let stats = this.topic.stats(&this.state).of(Via::Sse);
+        if entries > 0 {
+            stats.delivered(entries, entry_bytes);
+        }
+        if control_bytes > 0 {
+            stats.bytes_sent.fetch_add(control_bytes as u64, Relaxed);
+        }
+        let chunk = first.or_else(|| (!joined.is_empty()).then(|| joined.freeze()));
+        match chunk {
+            Some(chunk) => {
+                this.drained = drained;
+                Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Pending => Poll::Pending,
+            None => Poll::Pending,
         }
     }
 }

@@ -255,6 +255,9 @@ struct Connection<T: Topic> {
     /// Set once the closing frame is written (or the connection dropped):
     /// the body ends, and actix closes the connection.
     done: bool,
+    /// Set when a poll handed bytes back with every source left pending
+    /// (see [`Connection::poll_next`]).
+    drained: bool,
     /// Who is on the other end, for the limits.
     peer: Peer,
     /// The connection's slot, freed when actix drops the body.
@@ -301,6 +304,7 @@ impl<T: Topic> Connection<T> {
             closing: Box::pin(state.closing()),
             outage: Box::pin(state.lab.outage_started()),
             done: false,
+            drained: false,
             feed,
             topic,
             state,
@@ -309,22 +313,24 @@ impl<T: Topic> Connection<T> {
         }
     }
 
-    /// Does whatever is ready, writing frames into `out`; `Some` when the
-    /// connection must end. Every source it returns pending from has
-    /// registered the task's waker, so actix polls again when one changes.
-    fn poll_work(&mut self, cx: &mut Context<'_>, out: &mut BytesMut) -> Option<Ending> {
+    /// Does whatever is ready, writing frames into `out`; `Break` when the
+    /// connection must end. `Continue(true)` when it stopped because every
+    /// source was pending — each has registered the task's waker, so actix
+    /// polls again when one changes — and `Continue(false)` when it stopped
+    /// because `out` is full.
+    fn poll_work(&mut self, cx: &mut Context<'_>, out: &mut BytesMut) -> ControlFlow<Ending, bool> {
         // Checked first: when several things are ready, the ending wins.
         if self.closing.as_mut().poll(cx).is_ready() {
-            return Some(close(CloseCode::Away, "server shutting down"));
+            return ControlFlow::Break(close(CloseCode::Away, "server shutting down"));
         }
         if self.outage.as_mut().poll(cx).is_ready() {
-            return Some(close(CloseCode::Again, "network lab outage"));
+            return ControlFlow::Break(close(CloseCode::Again, "network lab outage"));
         }
         // Heartbeat: ping, or give up on a peer that stopped answering.
         while self.heartbeat.poll_tick(cx).is_ready() {
             if self.last_heard.elapsed() > self.state.config.ws_timeout() {
                 tracing::debug!(ip = %self.peer.ip, "websocket peer timed out");
-                return Some(Ending::Drop);
+                return ControlFlow::Break(Ending::Drop);
             }
             encode(Message::Ping(Bytes::new()), out);
         }
@@ -345,13 +351,11 @@ impl<T: Topic> Connection<T> {
                 match Pin::new(&mut self.incoming).poll_next(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
                         self.last_heard = Instant::now();
-                        if let ControlFlow::Break(ending) = self.on_frame(frame, out) {
-                            return Some(ending);
-                        }
+                        self.on_frame(frame, out)?;
                         progress = true;
                     }
-                    Poll::Ready(Some(Err(err))) => return Some(ending_for(err)),
-                    Poll::Ready(None) => return Some(Ending::Drop),
+                    Poll::Ready(Some(Err(err))) => return ControlFlow::Break(ending_for(err)),
+                    Poll::Ready(None) => return ControlFlow::Break(Ending::Drop),
                     Poll::Pending => {}
                 }
             }
@@ -372,7 +376,7 @@ impl<T: Topic> Connection<T> {
                     }
                     Poll::Ready(Err(err)) => {
                         tracing::warn!(%err, "websocket could not read the log");
-                        return Some(close(CloseCode::Error, "server error"));
+                        return ControlFlow::Break(close(CloseCode::Error, "server error"));
                     }
                     Poll::Pending => break,
                 }
@@ -385,8 +389,11 @@ impl<T: Topic> Connection<T> {
             if control_bytes > 0 {
                 stats.bytes_sent.fetch_add(control_bytes as u64, Relaxed);
             }
-            if !progress || out.len() >= BATCH {
-                return None;
+            if out.len() >= BATCH {
+                return ControlFlow::Continue(false);
+            }
+            if !progress {
+                return ControlFlow::Continue(true);
             }
         }
     }
@@ -455,8 +462,18 @@ impl<T: Topic> Stream for Connection<T> {
         if this.done {
             return Poll::Ready(None);
         }
+        // Actix asks again at once after every chunk we hand it. If the
+        // last poll left every source pending, nothing can be ready now
+        // that did not wake the task — and a wake since then makes actix
+        // poll once more. So this second poll of each delivery does nothing:
+        // half the polling per frame.
+        if std::mem::take(&mut this.drained) {
+            return Poll::Pending;
+        }
         let mut out = BytesMut::new();
-        if let Some(ending) = this.poll_work(cx, &mut out) {
+        let work = this.poll_work(cx, &mut out);
+        this.drained = matches!(work, ControlFlow::Continue(true)) && !out.is_empty();
+        if let ControlFlow::Break(ending) = work {
             this.done = true;
             if let Ending::Close(reason) = ending {
                 if reason.code == CloseCode::Again {
