@@ -12,6 +12,14 @@
 # process for the peer. At the end, `loadgen report` prints the median of
 # each figure per server and the ratio Weebsockets / peer.
 #
+# The floor (examples/floor: one epoll loop, no runtime) is measured too, on
+# the targets it speaks (WebSocket and SSE fan-out, idle WebSockets and
+# streams), so the push path is compared with what the kernel alone costs.
+# BEFORE=path/to/an/older/weebsockets adds a fourth server, "before", for
+# before/after comparisons in the same alternating run:
+#
+#   BEFORE=/tmp/weebsockets-main TARGETS="fanout-ws-5000" bash benches/compare.sh
+#
 # Results: $OUT/results.jsonl (one JSON line per measurement), $OUT/*.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +37,12 @@ RESULTS="$OUT/results.jsonl"
 ulimit -n "$(ulimit -Hn)"
 echo "compare: open files limit $(ulimit -n); results in $OUT" >&2
 
-cargo build --release --bin weebsockets --example loadgen
+cargo build --release --bin weebsockets --example loadgen --example floor
 npm ci --prefix benches/peers/express --silent --no-audit --no-fund
 LOADGEN=target/release/examples/loadgen
+if [ -n "${BEFORE:-}" ]; then DEFAULT_SERVERS="weebsockets before express floor"; else DEFAULT_SERVERS="weebsockets express floor"; fi
+# SERVERS="weebsockets before" measures only those (a quicker A/B).
+SERVERS=${SERVERS:-$DEFAULT_SERVERS}
 
 SERVER_PID=""
 stop_server() {
@@ -50,7 +61,7 @@ trap stop_server EXIT INT TERM
 wait_for_url() {
   local log=$1 pattern=$2
   for _ in $(seq 150); do
-    URL=$(grep -oE "$pattern" "$log" | head -1 || true)
+    URL=$(grep -oE "$pattern" "$log" 2>/dev/null | head -1 || true)
     if [ -n "$URL" ]; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; return 1; }
     sleep 0.1
@@ -64,8 +75,10 @@ wait_for_url() {
 start_server() {
   local which=$1 n=$2 log="$OUT/$1-$2.log"
   case $which in
-    weebsockets)
-      RUST_LOG=warn target/release/weebsockets --bind 127.0.0.1:0 \
+    weebsockets|before)
+      local bin=target/release/weebsockets
+      if [ "$which" = before ]; then bin=$BEFORE; fi
+      RUST_LOG=warn "$bin" --bind 127.0.0.1:0 \
         --db "$OUT/weebsockets-$n.db" --no-limits --teacher-token bench \
         >"$log" 2>&1 &
       SERVER_PID=$!
@@ -74,6 +87,11 @@ start_server() {
     express)
       node benches/peers/express/server.js --port 0 --teacher-token bench \
         >"$log" 2>&1 &
+      SERVER_PID=$!
+      wait_for_url "$log" 'http://127\.0\.0\.1:[0-9]+'
+      ;;
+    floor)
+      target/release/examples/floor --port 0 >"$log" 2>&1 &
       SERVER_PID=$!
       wait_for_url "$log" 'http://127\.0\.0\.1:[0-9]+'
       ;;
@@ -99,13 +117,28 @@ args_of() {
   esac
 }
 
+# Whether the floor speaks what a target needs.
+floor_speaks() {
+  case $1 in fanout-ws-*|fanout-sse-*|idle-ws|idle-sse) return 0 ;; *) return 1 ;; esac
+}
+
+# The servers in run $1's order: rotated by one each run, so none always
+# goes first on a warm (or busy) machine.
+order_of() {
+  local -a servers=($SERVERS)
+  local k=$(( ($1 - 1) % ${#servers[@]} )) i
+  for i in $(seq 0 $(( ${#servers[@]} - 1 ))); do
+    echo -n "${servers[$(( (i + k) % ${#servers[@]} ))]} "
+  done
+}
+
 n=0
 for run in $(seq "$RUNS"); do
-  # Alternate which server goes first.
-  if [ $((run % 2)) -eq 1 ]; then order="weebsockets express"; else order="express weebsockets"; fi
+  order=$(order_of "$run")
   for target in $TARGETS; do
     args=$(args_of "$target")
     for server in $order; do
+      if [ "$server" = floor ] && ! floor_speaks "$target"; then continue; fi
       n=$((n + 1))
       echo "compare: run $run/$RUNS, $target, $server" >&2
       start_server "$server" "$n"
@@ -121,5 +154,14 @@ for run in $(seq "$RUNS"); do
 done
 
 echo
-echo "Medians of $RUNS run(s); the last columns are weebsockets / express."
-"$LOADGEN" report "$RESULTS" --baseline express
+echo "Medians of $RUNS run(s); the last columns are each server / the last one."
+case " $SERVERS " in
+  *" express "*) "$LOADGEN" report "$RESULTS" --baseline express ;;
+  *) "$LOADGEN" report "$RESULTS" ;;
+esac
+echo
+case " $SERVERS " in
+  *" floor "*)
+    echo "The same, against the floor (the rows it was measured on)."
+    "$LOADGEN" report "$RESULTS" --baseline floor ;;
+esac

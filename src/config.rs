@@ -197,6 +197,12 @@ pub struct Config {
     #[arg(long, default_value_t = 5)]
     pub shutdown_timeout_s: u64,
 
+    /// Connections the kernel may hold waiting for the server to accept
+    /// them (the listen backlog): room for a whole class connecting at
+    /// once. Linux caps it at `net.core.somaxconn`.
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: u32,
+
     /// Extra origins (scheme://host:port) allowed to open the WebSocket and
     /// to send changes, besides the server's own host. Repeat the flag for
     /// several.

@@ -21,6 +21,7 @@
 //! list, never one below (no module imports one that imports it back):
 //!
 //! * [`config`] — command-line flags.
+//! * [`listen`] — the listening socket: its accept queue and send deadline.
 //! * [`wire`] — what every log's entries share: a position and pre-encoded
 //!   bytes for each transport.
 //! * [`message`] — the chat message, its validation, its wire forms.
@@ -75,6 +76,7 @@ pub mod http;
 pub mod identity;
 pub mod lab;
 pub mod limits;
+pub mod listen;
 pub mod log;
 pub mod message;
 pub mod ot;

@@ -36,12 +36,11 @@
 //!
 //! So each worker thread gets a relay ([`Log::relay_on_this_thread`]): one
 //! task that waits on the log's watch and passes the news on to a watch of
-//! its own. Held long polls on that thread subscribe to the relay
-//! ([`Log::subscribe_here`]); their wakes come from the same thread, join
-//! the local queue in order and run before any new request that arrives
-//! after them. One remote wake per worker instead of one per reader;
-//! `docs/benchmarks.md` has what it bought — and why WebSockets and SSE,
-//! whose frames are written by a second task, stay on the log's own watch.
+//! its own. Held long polls and push connections on that thread subscribe
+//! to the relay ([`Log::subscribe_here`]); their wakes come from the same
+//! thread, join the local queue in order and run before any new request
+//! that arrives after them. One remote wake per worker instead of one per
+//! reader; `docs/benchmarks.md` has what it bought.
 //!
 //! A fast reader and a slow reader never wait for each other: the log does
 //! not push into per-client queues, each client *pulls* at its own pace.
@@ -258,16 +257,16 @@ impl<E: Entry> Log<E> {
 
     /// Like [`subscribe`](Log::subscribe), but through this worker thread's
     /// relay when it has one, for a reader that answers from the very task
-    /// that waits — a held long poll. The relay's watch changes after the
-    /// log's, never before the entry is in the window, so the rule above
+    /// that waits — a held long poll, a push connection's body (its write
+    /// happens in the task that is woken). The relay's watch changes after
+    /// the log's, never before the entry is in the window, so the rule above
     /// still holds.
     ///
-    /// Push connections do *not* use it: their feed task hands each frame to
-    /// actix-ws, whose write happens in another task (the connection's
-    /// dispatcher). Woken in local order, all of a worker's feed tasks would
-    /// run before the first of those writes; woken remotely, each feed's
-    /// write runs right after it. Measured: WebSocket fan-out to 10,000
-    /// went from p99 ~250 to ~400 ms through the relay.
+    /// (Push connections used to hand each frame to a second task, actix-ws's
+    /// writer; woken in local order, all of a worker's feed tasks ran before
+    /// the first write, and fan-out to 10,000 went from p99 ~250 to ~400 ms
+    /// through the relay. Now that the body reads the log itself, that
+    /// reason is gone.)
     pub fn subscribe_here(&self) -> watch::Receiver<u64> {
         let own = self.shared.latest.subscribe();
         RELAYS.with(|relays| {

@@ -1,7 +1,7 @@
 //! `weebsockets`: parse the flags, open the room, print where to point the
 //! class, serve until Ctrl-C or SIGTERM, then stop gracefully.
 
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::ExitCode;
 
 use weebsockets::{AppState, Config};
@@ -18,7 +18,8 @@ async fn main() -> ExitCode {
     let config = Config::from_command_line();
     // Each connection is a file descriptor: make room for the class.
     let open_files = weebsockets::raise_open_files_limit();
-    let listener = match TcpListener::bind(config.bind) {
+    let send_timeout = Some(config.send_timeout());
+    let listener = match weebsockets::listen::bind(config.bind, config.backlog, send_timeout) {
         Ok(listener) => listener,
         Err(err) => {
             eprintln!("cannot listen on {}: {err}", config.bind);

@@ -175,8 +175,9 @@ pub async fn run_with(
     // than letting Nagle's algorithm hold it for the previous one's ACK
     // (a 40 ms stall whenever two frames go out back to back).
     .tcp_nodelay(true)
-    // Room in the accept queue for a class that all connects at once.
-    .backlog(4096)
+    // (The accept queue's length is the listener's own: `listen::bind`
+    // gives it `--backlog`; actix's `.backlog()` only applies to sockets it
+    // binds itself.)
     .max_connections(100_000)
     .listen(listener)?
     .run();
@@ -229,7 +230,7 @@ pub fn start_with(
     config: Config,
     extra: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 ) -> io::Result<Running> {
-    let listener = TcpListener::bind(config.bind)?;
+    let listener = crate::listen::bind(config.bind, config.backlog, Some(config.send_timeout()))?;
     let addr = listener.local_addr()?;
     let state = AppState::open(config).map_err(io::Error::other)?;
     let teacher_token = state.teacher_token.clone();

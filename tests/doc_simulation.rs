@@ -119,6 +119,9 @@ struct Counts {
     frames_lost: AtomicU64,
     reconnects: AtomicU64,
     long_polls_dropped: AtomicU64,
+    /// Polls the network (or an overloaded server: `408`) dropped; the
+    /// reader asks again, as a browser would.
+    polls_dropped: AtomicU64,
     interval_answers_reordered: AtomicU64,
     duplicates_received: AtomicU64,
     transformed_on_arrival: AtomicU64,
@@ -479,7 +482,9 @@ async fn interval_reader(
             Arc::clone(&newest_delivered),
         );
         tokio::spawn(async move {
-            let (status, _, page) = shared.api.get(&path).await;
+            let Some((status, page)) = poll_answer(&shared, &path).await else {
+                return;
+            };
             tokio::time::sleep(delay).await;
             if status != 200 {
                 return shared.problem(format!("{path}: {status} {page}"));
@@ -495,6 +500,30 @@ async fn interval_reader(
     }
 }
 
+/// A poll's answer, or `None` when it never came: the connection was closed
+/// under it, or the server answered `408` (it could not read the request in
+/// time — a machine busy with other work gets there). A browser's page sees
+/// the same as a failed request and asks again; so do these readers.
+async fn poll_answer(shared: &Shared, path: &str) -> Option<(u16, Value)> {
+    let answer = shared.api.http.get(shared.api.url(path)).send().await;
+    let answer = match answer {
+        Ok(response) if response.status() != 408 => response,
+        _ => {
+            shared.counts.polls_dropped.fetch_add(1, Relaxed);
+            return None;
+        }
+    };
+    let status = answer.status().as_u16();
+    let page = match answer.bytes().await {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        Err(_) => {
+            shared.counts.polls_dropped.fetch_add(1, Relaxed);
+            return None;
+        }
+    };
+    Some((status, page))
+}
+
 /// setTimeout: the next GET 25 ms after the last answer.
 async fn timeout_reader(
     shared: Arc<Shared>,
@@ -506,11 +535,12 @@ async fn timeout_reader(
             "/api/doc/ops?since={}&transport=timeout",
             cursor.load(Relaxed)
         );
-        let (status, _, page) = shared.api.get(&path).await;
-        if status != 200 {
-            shared.problem(format!("{path}: {status} {page}"));
+        if let Some((status, page)) = poll_answer(&shared, &path).await {
+            if status != 200 {
+                shared.problem(format!("{path}: {status} {page}"));
+            }
+            deliver(&page, &tx);
         }
-        deliver(&page, &tx);
         tokio::time::sleep(POLL_EVERY).await;
     }
 }
@@ -535,13 +565,14 @@ async fn long_poll_reader(
             true => Duration::from_millis(rng.below(6)),
             false => PATIENCE,
         };
-        match tokio::time::timeout(patience, shared.api.get(&path)).await {
+        match tokio::time::timeout(patience, poll_answer(&shared, &path)).await {
             Err(_) => {
                 shared.counts.long_polls_dropped.fetch_add(1, Relaxed);
             }
-            Ok((200, _, page)) => deliver(&page, &tx),
-            Ok((204, _, _)) => {}
-            Ok((status, _, page)) => shared.problem(format!("{path}: {status} {page}")),
+            Ok(None) => {}
+            Ok(Some((200, page))) => deliver(&page, &tx),
+            Ok(Some((204, _))) => {}
+            Ok(Some((status, page))) => shared.problem(format!("{path}: {status} {page}")),
         }
     }
 }
@@ -772,7 +803,8 @@ async fn thirty_editors_on_five_transports_converge_and_lose_nothing() {
     eprintln!(
         "{EDITORS} editors x {EDITS} edits in {took:.1?}: {last} revisions, {} characters; \
          {} submissions, {} resends ({resends_recognised} answered 200), {} answers cut off, \
-         {} frames lost, {} reconnects, {} long polls dropped, {} interval answers reordered, \
+         {} frames lost, {} reconnects, {} long polls dropped, {} polls dropped, \
+         {} interval answers reordered, \
          {} duplicates, {transformed_by_server} transformed by the server, {} \
          transformed on arrival; {} characters inserted, {} deleted",
         text.chars().count(),
@@ -782,6 +814,7 @@ async fn thirty_editors_on_five_transports_converge_and_lose_nothing() {
         n(&c.frames_lost),
         n(&c.reconnects),
         n(&c.long_polls_dropped),
+        n(&c.polls_dropped),
         n(&c.interval_answers_reordered),
         n(&c.duplicates_received),
         n(&c.transformed_on_arrival),

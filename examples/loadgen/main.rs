@@ -136,6 +136,15 @@ enum Mode {
         #[arg(long, default_value_t = 10.0)]
         rate: f64,
     },
+    /// N WebSocket clients connecting at once: time to connect them all,
+    /// and the kernel's accept-queue overflows meanwhile.
+    ConnectBurst {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Handshakes in flight at once.
+        #[arg(long, default_value_t = 256)]
+        at_once: usize,
+    },
     /// N idle connections of one kind: server memory per connection.
     IdleMemory {
         #[arg(long, value_enum)]
@@ -317,6 +326,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let budget =
                 Duration::from_secs_f64(90.0 + clients as f64 / 50.0 + messages as f64 / rate);
             let r = deadline(budget, targets::fanout(&env, kind, clients, messages, rate)).await?;
+            out.write(&env, r)?;
+        }
+        Mode::ConnectBurst { clients, at_once } => {
+            let budget = Duration::from_secs_f64(30.0 + clients as f64 / 50.0);
+            let r = deadline(budget, targets::connect_burst(&env, clients, at_once)).await?;
             out.write(&env, r)?;
         }
         Mode::IdleMemory { kind, clients } => {

@@ -34,11 +34,21 @@ fn figures(mode: &str) -> &'static [(&'static str, &'static str, bool)] {
             ("p50 ms", "/latency/p50_ms", false),
             ("p99 ms", "/latency/p99_ms", false),
             ("every client p99 ms", "/every_client/p99_ms", false),
+            ("server µs/delivery", "/server_us_per_delivery", false),
+            (
+                "marginal µs/deliv.",
+                "/server_marginal_us_per_delivery",
+                false,
+            ),
             ("lost", "/lost", false),
         ],
         "idle-memory" => &[
             ("KiB/connection", "/kib_per_connection", false),
             ("anon KiB/connection", "/anon_kib_per_connection", false),
+        ],
+        "connect-burst" => &[
+            ("all connected ms", "/all_connected_ms", false),
+            ("listen overflows", "/listen_overflows", false),
         ],
         _ => &[],
     }
@@ -58,6 +68,7 @@ fn scenario(line: &Value) -> String {
         "posts" | "empty-polls" => &["connections"],
         "fanout" => &["kind", "clients", "messages"],
         "idle-memory" => &["kind", "clients"],
+        "connect-burst" => &["clients", "at_once"],
         _ => &[],
     };
     let mut out = mode.to_owned();

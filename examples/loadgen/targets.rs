@@ -361,6 +361,9 @@ async fn server_open(env: &Env, kind: Kind) -> Option<u64> {
     t["open"].as_u64().or(t["waiting"].as_u64())
 }
 
+/// How long `fanout` watches the server idle before posting.
+const IDLE_SAMPLE: Duration = Duration::from_secs(2);
+
 /// `fanout`: N idle push clients, then M messages at R/s.
 pub async fn fanout(
     env: &Env,
@@ -390,6 +393,11 @@ pub async fn fanout(
         connect_time.as_secs_f64(),
         open.map_or("?".into(), |o| o.to_string())
     );
+    // The server's CPU while nobody posts (heartbeats, timers): subtracted
+    // from the window's to get the marginal cost of the deliveries.
+    let idle0 = env.monitor.mark();
+    tokio::time::sleep(IDLE_SAMPLE).await;
+    let idle = env.monitor.usage(idle0, env.monitor.mark());
     let cpu0 = env.monitor.mark();
     env.monitor.reset_peak();
     let from = now_us() + 100_000;
@@ -428,6 +436,17 @@ pub async fn fanout(
     let ack = Percentiles::of(&mut acks);
     let mut worst: Vec<u64> = last_client.into_values().collect();
     let every_client = Percentiles::of(&mut worst);
+    // CPU per delivery: all of the window's, and the marginal part (minus
+    // what the server spends idle in as long).
+    let per_delivery = |cpu: f64| round(cpu * 1e6 / latency.count.max(1) as f64);
+    let (server_us, marginal_us) = match (usage.server_cpu_s, idle.server_cpu_s) {
+        (Some(cpu), Some(idle_cpu)) => {
+            let idle_rate = idle_cpu / idle.seconds.max(1e-9);
+            let marginal = (cpu - idle_rate * usage.seconds).max(0.0);
+            (Some(per_delivery(cpu)), Some(per_delivery(marginal)))
+        }
+        _ => (None, None),
+    };
     let lost: Vec<u64> = tallies.iter().map(|t| t.lost(&expected)).collect();
     let lost_total: u64 =
         lost.iter().sum::<u64>() + (n - tallies.len()) as u64 * expected.len() as u64;
@@ -458,8 +477,17 @@ pub async fn fanout(
         requests.errors
     );
     println!("  {}", usage.line());
+    if let (Some(all), Some(marginal)) = (server_us, marginal_us) {
+        println!(
+            "  server CPU per delivery: {all:.2} µs, marginal {marginal:.2} µs (idle: {:.3} s CPU in {:.1} s)",
+            idle.server_cpu_s.unwrap_or(0.0),
+            idle.seconds
+        );
+    }
     Ok(json!({
-        "mode": "fanout", "kind": kind.name(), "clients": n, "messages": expected.len(),
+        "mode": "fanout",
+        "server_us_per_delivery": server_us, "server_marginal_us_per_delivery": marginal_us,
+        "idle_server_cpu_s": idle.server_cpu_s.map(round), "idle_s": round(idle.seconds), "kind": kind.name(), "clients": n, "messages": expected.len(),
         "rate": rate, "connected": ready, "connect_s": round(connect_time.as_secs_f64()),
         "server_open": open, "post_failures": sent.failed,
         "latency": latency.json(), "every_client": every_client.json(),
@@ -574,4 +602,76 @@ async fn open_keepalive(env: &Env, n: usize) -> Vec<HttpConn> {
 /// Whether `needle` occurs in `haystack`.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// TcpExtListenOverflows from `/proc/net/netstat`: connections the kernel
+/// dropped because a listening socket's accept queue was full. Counted for
+/// the whole network namespace (any server on this machine).
+fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
+/// `connect-burst`: N WebSocket clients connecting at once, at most
+/// `at_once` handshakes in flight — a class opening the page when the
+/// teacher says so. How long until every one is connected, and how many
+/// times the kernel's accept queue overflowed meanwhile (a dropped
+/// handshake costs its client a SYN retransmit, one second).
+pub async fn connect_burst(env: &Env, n: usize, at_once: usize) -> Result<Value, String> {
+    latest_id(&env.target).await?;
+    let overflows0 = listen_overflows();
+    let gate = Arc::new(Semaphore::new(at_once.max(1)));
+    let started = tokio::time::Instant::now();
+    let mut tasks = JoinSet::new();
+    let url = format!("ws://{}/api/ws", env.target.host);
+    for _ in 0..n {
+        let (target, gate, url) = (env.target.clone(), Arc::clone(&gate), url.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await.ok()?;
+            let t = tokio::time::Instant::now();
+            let meter = Arc::new(Meter::default());
+            let stream = target.connect(&meter).await.ok()?;
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(4096)
+                .write_buffer_size(0);
+            let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+                .await
+                .ok()?;
+            Some((t.elapsed().as_micros() as u64, ws))
+        });
+    }
+    let mut times = Vec::with_capacity(n);
+    let mut open = Vec::with_capacity(n);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Some((us, ws))) = done {
+            times.push(us);
+            open.push(ws);
+        }
+    }
+    let all_in = started.elapsed();
+    let overflows = match (overflows0, listen_overflows()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    let connected = open.len();
+    drop(open);
+    let each = Percentiles::of(&mut times);
+    println!(
+        "\nconnect-burst ×{n} ({at_once} at once): {connected} connected in {:.0} ms; each: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; listen overflows {}",
+        all_in.as_secs_f64() * 1e3,
+        each.p50,
+        each.p99,
+        each.max,
+        overflows.map_or("?".into(), |o| o.to_string())
+    );
+    Ok(json!({
+        "mode": "connect-burst", "clients": n, "at_once": at_once, "connected": connected,
+        "all_connected_ms": round(all_in.as_secs_f64() * 1e3), "each": each.json(),
+        "listen_overflows": overflows,
+    }))
 }

@@ -11,19 +11,34 @@
 //! reads meets TCP's back-pressure instead of growing the server's memory.
 //! Memory per connection is therefore bounded whatever the client does, and
 //! one slow reader costs the others nothing. (A client that stays too slow
-//! for too long is disconnected by its transport; it reconnects from its
-//! cursor and misses nothing.)
+//! for too long is disconnected; it reconnects from its cursor and misses
+//! nothing.)
 //!
 //! With the lab's latency or jitter on, each frame gets a due time from an
 //! [`OrderedDelay`], so frames are held back but never reordered.
+//!
+//! # Polled, not awaited
+//!
+//! A feed is driven by [`Feed::poll_next`], not by an `async fn`, because
+//! it lives *inside the response body* of its connection: actix's
+//! connection task asks the body for bytes whenever it can write, and the
+//! body asks the feed. So one wake of that task — the log published, a
+//! delayed frame came due — goes straight to one write on the socket, with
+//! no task of our own and no channel in between (see `websocket.rs`, "One
+//! task per connection"). The few futures a feed has to wait on (the log's
+//! watch, a read from the database) are kept in reusable boxes between
+//! polls, so waiting allocates nothing per delivery.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::ReusableBoxFuture;
 
 use crate::lab::{Lab, OrderedDelay};
-use crate::log::{Entry, Log};
+use crate::log::{Entry, Log, Slice};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::transports::Topic;
@@ -49,18 +64,27 @@ struct Waiting<F> {
 }
 
 /// One push connection's cursor and outgoing frames.
-pub struct Feed<E, F> {
+pub struct Feed<E: Entry, F> {
     log: Log<E>,
     lab: Lab,
     /// Position of the last entry taken from the log.
     cursor: u64,
     /// False while the log may hold entries past `cursor`.
     caught_up: bool,
-    /// Changes whenever the log publishes; only watched once caught up.
-    latest: watch::Receiver<u64>,
+    /// Resolves when the log publishes; only polled once caught up.
+    changed: Changed,
+    /// A read from the log that did not finish at once (it went to the
+    /// database): polled again until it does. `None` between reads, so an
+    /// idle feed holds no read.
+    reading: Option<ReusableBoxFuture<'static, Result<Slice<E>, StoreError>>>,
+    /// True while `reading` holds a read that has not finished.
+    read_in_flight: bool,
     /// Frames read but not yet written, in order.
     pending: VecDeque<Waiting<F>>,
     delay: OrderedDelay,
+    /// Wakes the connection when the first waiting frame comes due; made
+    /// the first time the lab delays a frame.
+    timer: Option<Pin<Box<Sleep>>>,
     /// When a frame was last queued: an idle stream's keep-alive is due a
     /// while after this.
     last_queued: Instant,
@@ -83,16 +107,20 @@ impl<E: Entry, F> Feed<E, F> {
     /// A feed that will deliver every entry after `since`.
     pub fn new(log: Log<E>, lab: Lab, since: u64, frame: fn(&E) -> F) -> Feed<E, F> {
         // Subscribe before the first read: nothing published from now on can
-        // be missed (see Log::subscribe).
-        let latest = log.subscribe();
+        // be missed (see Log::subscribe). Through this worker's relay: the
+        // connection is woken, and writes, on this thread's local queue.
+        let changed = Changed::new(log.subscribe_here());
         Feed {
             log,
             lab,
             cursor: since,
             caught_up: false,
-            latest,
+            changed,
+            reading: None,
+            read_in_flight: false,
             pending: VecDeque::new(),
             delay: OrderedDelay::default(),
+            timer: None,
             last_queued: Instant::now(),
             frame,
         }
@@ -123,55 +151,87 @@ impl<E: Entry, F> Feed<E, F> {
         self.last_queued
     }
 
-    /// Waits until there is something to do: entries to read, or a frame
-    /// whose time has come. Cancel-safe, so it can sit in a `select!`.
-    pub async fn ready(&mut self) {
-        if self.has_due() || (!self.caught_up && self.has_room()) {
-            return;
-        }
-        let next_due = self.pending.front().and_then(|waiting| waiting.due);
-        tokio::select! {
-            changed = self.latest.changed(), if self.caught_up => {
-                if changed.is_ok() {
-                    self.caught_up = false;
-                } else {
-                    // The log is gone; only shutdown does that.
-                    std::future::pending::<()>().await;
-                }
-            }
-            _ = sleep_until_some(next_due) => {}
-        }
-    }
-
-    /// Reads the next entries past the cursor into the pending queue, as
-    /// many as fit.
-    pub async fn fill(&mut self) -> Result<(), StoreError> {
-        let room_for = MAX_PENDING.saturating_sub(self.pending.len());
-        if self.caught_up || room_for == 0 {
-            return Ok(());
-        }
-        let slice = self.log.read_since(self.cursor, room_for).await?;
-        for entry in &slice.entries {
-            self.cursor = entry.position();
-            let frame = (self.frame)(entry);
-            self.queue(frame, true);
-        }
-        self.caught_up = self.cursor >= slice.last;
-        Ok(())
-    }
-
-    /// The next frame whose due time has passed, if any.
-    pub fn pop_due(&mut self) -> Option<Outgoing<F>> {
-        if self.has_due() {
-            self.pending.pop_front().map(|waiting| waiting.out)
-        } else {
-            None
-        }
-    }
-
     /// Position of the last entry this feed has taken from the log.
     pub fn cursor(&self) -> u64 {
         self.cursor
+    }
+
+    /// The next frame to write, reading the log past the cursor as needed:
+    /// `Ready(Ok(frame))` when one is due, `Pending` when there is nothing
+    /// to write yet — the log has nothing new, or the next frame's time has
+    /// not come — after arranging for `cx` to be woken when there is.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Outgoing<F>, StoreError>> {
+        loop {
+            if let Some(waiting) = self.pending.front() {
+                match waiting.due {
+                    Some(due) if due > Instant::now() => {
+                        // The head is held back by the lab; so is everything
+                        // behind it (never reordered). Wake up when it is due.
+                        let timer = self
+                            .timer
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                        if timer.deadline() != due {
+                            timer.as_mut().reset(due);
+                        }
+                        if timer.as_mut().poll(cx).is_ready() {
+                            continue;
+                        }
+                        // Meanwhile, read on while there is room.
+                        if !self.has_room() {
+                            return Poll::Pending;
+                        }
+                    }
+                    _ => {
+                        // unwrap: the front exists, just looked at.
+                        let waiting = self.pending.pop_front().unwrap();
+                        if self.pending.is_empty() && self.pending.capacity() > 8 {
+                            // A burst is over: do not keep its room.
+                            self.pending = VecDeque::new();
+                        }
+                        return Poll::Ready(Ok(waiting.out));
+                    }
+                }
+            } else if self.timer.is_some() {
+                // Nothing is held back any more: give the timer back.
+                self.timer = None;
+            }
+            // Nothing due. Read more, if the log has more and there is room.
+            if !self.has_room() {
+                return Poll::Pending;
+            }
+            if self.caught_up {
+                // Pending until the log publishes (this registers the wake).
+                ready!(self.changed.poll(cx));
+                self.caught_up = false;
+            }
+            let slice = ready!(self.poll_read(cx))?;
+            for entry in &slice.entries {
+                self.cursor = entry.position();
+                let frame = (self.frame)(entry);
+                self.queue(frame, true);
+            }
+            self.caught_up = self.cursor >= slice.last;
+        }
+    }
+
+    /// Reads up to the room left past the cursor. Almost always finishes
+    /// at once (the log's memory window); a read behind the window goes to
+    /// the database and finishes on a later poll.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Slice<E>, StoreError>> {
+        if !self.read_in_flight {
+            let (log, since) = (self.log.clone(), self.cursor);
+            let room = MAX_PENDING - self.pending.len();
+            let read = async move { log.read_since(since, room).await };
+            match &mut self.reading {
+                Some(reading) => reading.set(read),
+                None => self.reading = Some(ReusableBoxFuture::new(read)),
+            }
+            self.read_in_flight = true;
+        }
+        // unwrap: set just above, or by the poll that started this read.
+        let result = ready!(self.reading.as_mut().unwrap().poll(cx));
+        self.read_in_flight = false;
+        Poll::Ready(result)
     }
 
     fn queue(&mut self, frame: F, is_entry: bool) {
@@ -182,19 +242,41 @@ impl<E: Entry, F> Feed<E, F> {
             out: Outgoing { frame, is_entry },
         });
     }
+}
 
-    fn has_due(&self) -> bool {
-        match self.pending.front() {
-            Some(Waiting { due: None, .. }) => true,
-            Some(Waiting { due: Some(due), .. }) => *due <= Instant::now(),
-            None => false,
+/// "The log published": a `watch` receiver's `changed()`, kept between
+/// polls in one allocation that every wait reuses.
+struct Changed {
+    future: ReusableBoxFuture<'static, (bool, watch::Receiver<u64>)>,
+}
+
+impl Changed {
+    fn new(receiver: watch::Receiver<u64>) -> Changed {
+        Changed {
+            future: ReusableBoxFuture::new(wait_for_change(receiver)),
+        }
+    }
+
+    /// Ready once for every change (several publishes between two polls
+    /// are one change: the reader reads them all at once). A log that is
+    /// gone never changes again: pending for ever.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let (changed, receiver) = ready!(self.future.poll(cx));
+        self.future.set(wait_for_change(receiver));
+        if changed {
+            Poll::Ready(())
+        } else {
+            // The log is gone; only shutdown does that, and shutdown ends
+            // the connection another way.
+            Poll::Pending
         }
     }
 }
 
-async fn sleep_until_some(due: Option<Instant>) {
-    match due {
-        Some(due) => tokio::time::sleep_until(due).await,
-        None => std::future::pending().await,
+async fn wait_for_change(mut receiver: watch::Receiver<u64>) -> (bool, watch::Receiver<u64>) {
+    let changed = receiver.changed().await.is_ok();
+    if !changed {
+        std::future::pending::<()>().await;
     }
+    (changed, receiver)
 }

@@ -1,10 +1,10 @@
 //! WebSockets: `GET /api/ws?since=N` upgrades to one persistent, two-way
 //! connection. The lecture's four things, server side:
 //!
-//! 1. **open** — the HTTP request is answered `101 Switching Protocols`
-//!    ([`accept`]), and from then on the TCP connection carries frames, not
-//!    requests. We say `welcome` with the newest position, then send the
-//!    backlog after the client's cursor.
+//! 1. **open** — the HTTP request is answered `101 Switching Protocols`,
+//!    and from then on the TCP connection carries frames, not requests. We
+//!    say `welcome` with the newest position, then send the backlog after
+//!    the client's cursor.
 //! 2. **send** — every entry published to the log is pushed as a frame the
 //!    moment it exists: no request, no headers, a few bytes of framing.
 //! 3. **receive** — the client sends frames on the same connection; each is
@@ -13,30 +13,60 @@
 //! 4. **close** — either side may close with a code: 1000 normal, 1001 the
 //!    server is going away, 1008 the session it was opened with ended
 //!    (signed out), 1009 a frame was too big, 1013 "try again later" (the
-//!    lab's outage, or a client too slow to keep up).
+//!    lab's outage).
 //!
-//! One task per connection runs [`Connection::run`]: a `select!` loop that
-//! waits for whichever comes first — a frame from the client, news in the
-//! log, the heartbeat tick, shutdown or outage. The heartbeat matters: a
-//! phone that sleeps or leaves the Wi-Fi does not say goodbye, so the
-//! server pings and drops a peer that has been silent too long.
+//! # One task per connection, and it is actix's
 //!
-//! Sending goes through actix-ws's `Session`, whose channel is small and
-//! bounded: every write — a frame, a ping, a pong, the close — waits while
-//! the client is not reading. Each connection awaits only its own client,
-//! so a slow client slows only itself, and every one of those waits is
-//! bounded by `--send-timeout-ms`: a client that blocks a write for longer
-//! is closed with 1013 and, reconnecting with its cursor, misses nothing.
+//! After the `101`, actix keeps running the connection's task: it reads
+//! the socket into the request's payload and writes the response's body to
+//! the socket. The room's socket *is* that body: a [`Connection`] that
+//! actix polls for bytes whenever it can write. Each poll does what a
+//! `select!` loop would, without a task of its own:
+//!
+//! - the server shutting down, the lab's outage, or the end of the session
+//!   the socket was opened with (sign-out, the teacher) → a close frame, the
+//!   end;
+//! - the heartbeat's tick → a ping (or, after `--ws-timeout-ms` of silence,
+//!   the end: a phone that sleeps or leaves the Wi-Fi does not say goodbye);
+//! - a frame from the client, decoded from the payload → its reply, a pong;
+//! - the feed → every entry (and control frame) whose time has come, framed.
+//!
+//! So a published entry costs one wake: the log's watch wakes actix's task,
+//! which polls the body, which reads the log by cursor and hands back the
+//! bytes to write. (The socket used to be written through actix-ws's
+//! `Session`: the feed's own task woke, sent the frame down a channel, and
+//! *that* woke actix's task to write it — two wakes, a channel and a task
+//! per connection. `docs/benchmarks.md` has what the change bought.)
+//!
+//! **Back-pressure** comes for free: actix stops polling the body while its
+//! write buffer is full, i.e. while the client is not reading; meanwhile the
+//! body reads no frames from the client and no entries from the log. A
+//! client that takes none of our bytes for `--send-timeout-ms` is cut off
+//! by the kernel (see [`crate::listen`]), and resumes from its cursor.
+//!
+//! The echo socket (`echo.rs`) still uses actix-ws's `Session`, through
+//! [`accept`]: it has no log to follow and is the reference the Autobahn
+//! suite checks the stack with.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
 
+use actix_http::ws::{Codec, Frame, Item, Message};
+use actix_web::body::{BodyStream, MessageBody};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
 };
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use tokio::time::Instant;
+use futures_util::Stream;
+use tokio::time::{Instant, Interval};
+use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::ApiError;
 use crate::http::{ReadQuery, check_origin};
@@ -62,31 +92,27 @@ pub struct Accepted {
     pub slot: ConnectionGuard,
 }
 
-/// Accepting any WebSocket (`/api/ws`, `/api/echo`, `/api/doc/ws`): refused
-/// during the lab's outage, from another site's page, or over the
-/// connection limits — each before the handshake, as an ordinary HTTP error
-/// with the contract's JSON body.
+/// What every WebSocket must pass before its handshake: refused during the
+/// lab's outage, from another site's page, or over the connection limits —
+/// each an ordinary HTTP error with the contract's JSON body. Returns the
+/// connection's slot.
+fn admit(req: &HttpRequest, state: &AppState) -> Result<ConnectionGuard, ApiError> {
+    state.check_outage()?;
+    check_origin(req, &state.config.allowed_origins)?;
+    Peer::of(req, state).acquire(&state.ws_slots)
+}
+
+/// Accepting a WebSocket written through actix-ws's `Session` (the echo
+/// socket): [`admit`], then the handshake.
 pub fn accept(
     req: &HttpRequest,
     body: web::Payload,
     state: &AppState,
 ) -> Result<Accepted, ApiError> {
-    accept_frames_up_to(req, body, state, state.config.ws_max_frame_bytes)
-}
-
-/// [`accept`], taking frames (and reassembled messages) of up to `max`
-/// bytes.
-pub fn accept_frames_up_to(
-    req: &HttpRequest,
-    body: web::Payload,
-    state: &AppState,
-    max: usize,
-) -> Result<Accepted, ApiError> {
-    state.check_outage()?;
-    check_origin(req, &state.config.allowed_origins)?;
-    let slot = Peer::of(req, state).acquire(&state.ws_slots)?;
+    let slot = admit(req, state)?;
     let (response, session, stream) =
         actix_ws::handle(req, body).map_err(|_| ApiError::NotWebSocket)?;
+    let max = state.config.ws_max_frame_bytes;
     // A message may arrive in fragments; reassemble them, but refuse (1009)
     // anything over the limit, fragmented or not.
     let stream = stream
@@ -101,8 +127,8 @@ pub fn accept_frames_up_to(
     })
 }
 
-/// `GET /api/ws?since=N` (and `GET /api/doc/ws`) — check, then upgrade and
-/// hand the connection to its own task.
+/// `GET /api/ws?since=N` (and `GET /api/doc/ws`) — check, then upgrade;
+/// the `101`'s body is the connection.
 pub async fn websocket<T: Topic>(
     req: HttpRequest,
     body: web::Payload,
@@ -111,22 +137,26 @@ pub async fn websocket<T: Topic>(
 ) -> Result<HttpResponse, ApiError> {
     let Reader { topic, state, peer } = reader;
     let accepted = query.since().and_then(|since| {
-        let max = topic.max_frame_bytes(&state);
-        Ok((since, accept_frames_up_to(&req, body, &state, max)?))
+        let slot = admit(&req, &state)?;
+        let handshake =
+            actix_http::ws::handshake(req.head()).map_err(|_| ApiError::NotWebSocket)?;
+        Ok((since, slot, handshake))
     });
     topic.stats(&state).of(Via::Websocket).count(&accepted);
-    let (since, accepted) = accepted?;
+    let (since, slot, mut handshake) = accepted?;
 
-    let connection = Connection {
-        feed: Feed::of(topic.get_ref(), &state, since, ws_frame::<T::Entry>),
-        topic: topic.into_inner(),
-        state: state.into_inner(),
-        session: accepted.session,
-        last_heard: Instant::now(),
+    let connection = Connection::open(
+        topic.into_inner(),
+        state.into_inner(),
         peer,
-    };
-    actix_web::rt::spawn(connection.run(accepted.stream, accepted.slot));
-    Ok(accepted.response)
+        since,
+        body,
+        slot,
+    );
+    let response = handshake
+        .message_body(BodyStream::new(connection).boxed())
+        .map_err(|_| ApiError::NotWebSocket)?;
+    Ok(response.into())
 }
 
 fn ws_frame<E: Entry>(entry: &E) -> ByteString {
@@ -204,145 +234,220 @@ pub async fn finish(state: &AppState, session: Session, ending: Ending) {
     }
 }
 
-/// One open WebSocket of a log.
+/// One open WebSocket of a log: the body of its `101` response, which
+/// actix polls for the bytes to write (see "One task per connection").
 struct Connection<T: Topic> {
     topic: Arc<T>,
     state: Arc<AppState>,
-    session: Session,
     /// Where this client is in the log, and frames waiting to be sent.
     feed: Feed<T::Entry, ByteString>,
+    /// Frames from the client.
+    incoming: Incoming,
+    /// The reply to the client's last frame, while the log's owner works
+    /// on it (the chat: until the message is stored); `None` inside when
+    /// the frame needs no answer. One at a time: the next frame is read once
+    /// this one is answered.
+    reply: Option<Pin<Box<dyn Future<Output = Option<String>>>>>,
+    /// Pings the client every `--ws-ping-ms`.
+    heartbeat: Interval,
     /// When the client last sent anything (a pong counts): the heartbeat
     /// drops peers silent for longer than `--ws-timeout-ms`.
     last_heard: Instant,
+    /// Resolves when the server begins to shut down.
+    closing: Pin<Box<dyn Future<Output = ()>>>,
+    /// Resolves when the teacher switches the lab's outage on.
+    outage: Pin<Box<dyn Future<Output = ()>>>,
+    /// Resolves when the session the socket was opened with ends (sign-out
+    /// in another tab, the teacher, expiry); never for a guest.
+    session_ended: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Set once the closing frame is written (or the connection dropped):
+    /// the body ends, and actix closes the connection.
+    done: bool,
+    /// Set when a poll handed bytes back with every source left pending
+    /// (see [`Connection::poll_next`]).
+    drained: bool,
     /// Who is on the other end, for the limits.
     peer: Peer,
+    /// The connection's slot, freed when actix drops the body.
+    _slot: ConnectionGuard,
 }
 
+/// Bytes one poll of a connection gathers before handing them to actix,
+/// which copies them into its write buffer (32 KiB).
+const BATCH: usize = 16 * 1024;
+
 impl<T: Topic> Connection<T> {
-    async fn run(mut self, mut stream: AggregatedMessageStream, _slot: ConnectionGuard) {
-        let (state, topic) = (Arc::clone(&self.state), Arc::clone(&self.topic));
-        let _open = topic.stats(&state).of(Via::Websocket).open_guard();
+    fn open(
+        topic: Arc<T>,
+        state: Arc<AppState>,
+        peer: Peer,
+        since: u64,
+        payload: web::Payload,
+        slot: ConnectionGuard,
+    ) -> Connection<T> {
         let config = &state.config;
-        let (ping_every, timeout) = (config.ws_ping(), config.ws_timeout());
+        let ping_every = config.ws_ping();
         // The first ping goes out one interval after the upgrade.
         let mut heartbeat = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
+        let mut feed = Feed::of(topic.as_ref(), &state, since, ws_frame::<T::Entry>);
         // open: say hello first, so the client learns the newest position
         // even if the backlog is empty.
         let welcome = format!(
             r#"{{"type":"welcome","{}":{}}}"#,
             T::LAST,
-            self.topic.log().last()
+            topic.log().last()
         );
-        self.feed.push(welcome.into());
+        feed.push(welcome.into());
+        // Counted open until the body is dropped (see Drop below): like
+        // `TransportStats::open_guard`, whose guard cannot outlive a borrow.
+        let stats = topic.stats(&state).of(Via::Websocket);
+        let open = stats.open.fetch_add(1, Relaxed) + 1;
+        stats.open_max.fetch_max(open, Relaxed);
+        Connection {
+            incoming: Incoming::new(payload, topic.max_frame_bytes(&state)),
+            session_ended: peer.session_ended(&state),
+            reply: None,
+            heartbeat,
+            last_heard: Instant::now(),
+            closing: Box::pin(state.closing()),
+            outage: Box::pin(state.lab.outage_started()),
+            done: false,
+            drained: false,
+            feed,
+            topic,
+            state,
+            peer,
+            _slot: slot,
+        }
+    }
 
-        let closing = state.closing();
-        let outage = state.lab.outage_started();
-        // Signed in: the session can end while the socket is open (sign-out
-        // in another tab, the teacher, expiry). A guest's never does.
-        let mut session_ended = self.peer.session_ended(&state);
-        tokio::pin!(closing, outage);
-
-        let ending = loop {
-            // send: write every frame whose time has come.
-            if let Err(ending) = self.flush().await {
-                break ending;
+    /// Does whatever is ready, writing frames into `out`; `Break` when the
+    /// connection must end. `Continue(true)` when it stopped because every
+    /// source was pending — each has registered the task's waker, so actix
+    /// polls again when one changes — and `Continue(false)` when it stopped
+    /// because `out` is full.
+    fn poll_work(&mut self, cx: &mut Context<'_>, out: &mut BytesMut) -> ControlFlow<Ending, bool> {
+        // Checked first: when several things are ready, the ending wins.
+        if self.closing.as_mut().poll(cx).is_ready() {
+            return ControlFlow::Break(close(CloseCode::Away, "server shutting down"));
+        }
+        if self.outage.as_mut().poll(cx).is_ready() {
+            return ControlFlow::Break(close(CloseCode::Again, "network lab outage"));
+        }
+        if self.session_ended.as_mut().poll(cx).is_ready() {
+            return ControlFlow::Break(close(
+                CloseCode::Policy,
+                "your session ended: sign in again",
+            ));
+        }
+        // Heartbeat: ping, or give up on a peer that stopped answering.
+        while self.heartbeat.poll_tick(cx).is_ready() {
+            if self.last_heard.elapsed() > self.state.config.ws_timeout() {
+                tracing::debug!(ip = %self.peer.ip, "websocket peer timed out");
+                return ControlFlow::Break(Ending::Drop);
             }
-            tokio::select! {
-                // Checked in this order when several are ready at once.
-                biased;
-
-                _ = &mut closing => break close(CloseCode::Away, "server shutting down"),
-                _ = &mut outage => break close(CloseCode::Again, "network lab outage"),
-                _ = &mut session_ended => break close(CloseCode::Policy, "your session ended: sign in again"),
-
-                // receive: a frame from the client — but only while a reply
-                // fits in the feed. A client that sends faster than it reads
-                // is left to TCP's back-pressure.
-                frame = stream.recv(), if self.feed.has_room() => match frame {
-                    Some(Ok(frame)) => {
+            encode(Message::Ping(Bytes::new()), out);
+        }
+        loop {
+            let mut progress = false;
+            // The reply to the client's frame, once the log's owner has it.
+            if let Some(reply) = &mut self.reply
+                && let Poll::Ready(frame) = reply.as_mut().poll(cx)
+            {
+                self.reply = None;
+                if let Some(frame) = frame {
+                    self.feed.push(frame.into());
+                }
+                progress = true;
+            }
+            // receive: a frame from the client — but only while its reply
+            // fits in the feed. A client that sends faster than it reads is
+            // left to TCP's back-pressure.
+            if self.reply.is_none() && self.feed.has_room() && out.len() < BATCH {
+                match Pin::new(&mut self.incoming).poll_next(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
                         self.last_heard = Instant::now();
-                        if let ControlFlow::Break(ending) = self.on_frame(frame).await {
-                            break ending;
+                        self.on_frame(frame, out)?;
+                        progress = true;
+                    }
+                    Poll::Ready(Some(Err(err))) => return ControlFlow::Break(ending_for(err)),
+                    Poll::Ready(None) => return ControlFlow::Break(Ending::Drop),
+                    Poll::Pending => {}
+                }
+            }
+            // send: every frame whose time has come.
+            let (mut entries, mut entry_bytes, mut control_bytes) = (0, 0, 0);
+            while out.len() < BATCH {
+                match self.feed.poll_next(cx) {
+                    Poll::Ready(Ok(frame)) => {
+                        let len = frame.frame.len();
+                        if frame.is_entry {
+                            entries += 1;
+                            entry_bytes += len;
+                        } else {
+                            control_bytes += len;
                         }
+                        encode(Message::Text(frame.frame), out);
+                        progress = true;
                     }
-                    Some(Err(err)) => break ending_for(err),
-                    None => break Ending::Drop,
-                },
-
-                // Heartbeat: ping, or give up on a peer that stopped answering.
-                _ = heartbeat.tick() => {
-                    if self.last_heard.elapsed() > timeout {
-                        tracing::debug!(ip = %self.peer.ip, "websocket peer timed out");
-                        break Ending::Drop;
-                    }
-                    if let Err(ending) = write_within(&state, self.session.ping(b"")).await {
-                        break ending;
-                    }
-                }
-
-                // News in the log, or a delayed frame came due.
-                _ = self.feed.ready() => {
-                    if let Err(err) = self.feed.fill().await {
+                    Poll::Ready(Err(err)) => {
                         tracing::warn!(%err, "websocket could not read the log");
-                        break close(CloseCode::Error, "server error");
+                        return ControlFlow::Break(close(CloseCode::Error, "server error"));
                     }
+                    Poll::Pending => break,
                 }
             }
-        };
-        if matches!(ending, Ending::Close(ref reason) if reason.code == CloseCode::Again) {
-            tracing::info!(ip = %self.peer.ip, cursor = self.feed.cursor(), "websocket closed with 1013");
-        }
-        // close: say why, unless the peer is already gone.
-        finish(&state, self.session, ending).await;
-    }
-
-    /// Sends every due frame. `Err` ends the connection.
-    async fn flush(&mut self) -> Result<(), Ending> {
-        let stats = self.topic.stats(&self.state).of(Via::Websocket);
-        while let Some(out) = self.feed.pop_due() {
-            let len = out.frame.len();
-            write_within(&self.state, self.session.text(out.frame)).await?;
-            if out.is_entry {
-                stats.delivered(1, len);
-            } else {
-                stats
-                    .bytes_sent
-                    .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+            // Counted once per batch: two shared counters, not two per frame.
+            let stats = self.topic.stats(&self.state).of(Via::Websocket);
+            if entries > 0 {
+                stats.delivered(entries, entry_bytes);
+            }
+            if control_bytes > 0 {
+                stats.bytes_sent.fetch_add(control_bytes as u64, Relaxed);
+            }
+            if out.len() >= BATCH {
+                return ControlFlow::Continue(false);
+            }
+            if !progress {
+                return ControlFlow::Continue(true);
             }
         }
-        Ok(())
     }
 
-    /// Handles one frame from the client.
-    async fn on_frame(&mut self, frame: AggregatedMessage) -> ControlFlow<Ending> {
+    /// Handles one frame from the client; pongs go straight into `out`.
+    fn on_frame(&mut self, frame: AggregatedMessage, out: &mut BytesMut) -> ControlFlow<Ending> {
         match frame {
             AggregatedMessage::Text(text) => {
-                let reply = match serde_json::from_str::<serde_json::Value>(&text) {
+                match serde_json::from_str::<serde_json::Value>(&text) {
                     Ok(value) => {
                         // Echoed in the reply, so the client can match it.
                         let reference = value.get("ref").cloned();
-                        self.topic
-                            .on_frame(&self.state, &self.peer, value)
-                            .await
-                            .map_err(|err| error_frame(reference, &err))
+                        let (topic, state, peer) = (
+                            Arc::clone(&self.topic),
+                            Arc::clone(&self.state),
+                            self.peer.clone(),
+                        );
+                        self.reply = Some(Box::pin(async move {
+                            match topic.on_frame(&state, &peer, value).await {
+                                Ok(reply) => reply,
+                                Err(err) => {
+                                    topic.stats(&state).of(Via::Websocket).refused_frame();
+                                    Some(error_frame(reference, &err))
+                                }
+                            }
+                        }));
                     }
                     Err(e) => {
                         let err = ApiError::BadJson(format!("invalid JSON frame: {e}"));
-                        Err(error_frame(None, &err))
+                        self.refuse(error_frame(None, &err));
                     }
-                };
-                self.reply(reply);
-            }
-            AggregatedMessage::Binary(_) => {
-                self.reply(Err(error_frame(None, &ApiError::BinaryNotSupported)));
-            }
-            AggregatedMessage::Ping(payload) => {
-                if let Err(ending) = write_within(&self.state, self.session.pong(&payload)).await {
-                    return ControlFlow::Break(ending);
                 }
             }
+            AggregatedMessage::Binary(_) => {
+                self.refuse(error_frame(None, &ApiError::BinaryNotSupported));
+            }
+            AggregatedMessage::Ping(payload) => encode(Message::Pong(payload), out),
             AggregatedMessage::Pong(_) => {}
             // The client is closing: answer with the same code (RFC 6455
             // §5.5.1) and stop.
@@ -354,25 +459,187 @@ impl<T: Topic> Connection<T> {
         }
         ControlFlow::Continue(())
     }
+
+    /// Queues an error frame (which the stats count). There is room: frames
+    /// are only read while the feed has some.
+    fn refuse(&mut self, frame: String) {
+        self.topic
+            .stats(&self.state)
+            .of(Via::Websocket)
+            .refused_frame();
+        self.feed.push(frame.into());
+    }
 }
 
-impl<T: Topic> Connection<T> {
-    /// Queues the reply to a client's frame: an ack, or an error frame
-    /// (which the stats count). There is room: frames are only read while
-    /// the feed has some.
-    fn reply(&mut self, reply: Result<Option<String>, String>) {
-        let frame = match reply {
-            Ok(Some(ack)) => ack,
-            Ok(None) => return,
-            Err(error) => {
-                self.topic
-                    .stats(&self.state)
-                    .of(Via::Websocket)
-                    .refused_frame();
-                error
+impl<T: Topic> Stream for Connection<T> {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        // Actix asks again at once after every chunk we hand it. If the
+        // last poll left every source pending, nothing can be ready now
+        // that did not wake the task — and a wake since then makes actix
+        // poll once more. So this second poll of each delivery does nothing:
+        // half the polling per frame.
+        if std::mem::take(&mut this.drained) {
+            return Poll::Pending;
+        }
+        let mut out = BytesMut::new();
+        let work = this.poll_work(cx, &mut out);
+        this.drained = matches!(work, ControlFlow::Continue(true)) && !out.is_empty();
+        if let ControlFlow::Break(ending) = work {
+            this.done = true;
+            if let Ending::Close(reason) = ending {
+                if reason.code == CloseCode::Again {
+                    tracing::info!(ip = %this.peer.ip, cursor = this.feed.cursor(), "websocket closed with 1013");
+                }
+                // close: say why. The body then ends, and actix closes the
+                // connection once the frame is written.
+                encode(Message::Close(Some(reason)), &mut out);
             }
+        }
+        match (out.is_empty(), this.done) {
+            (false, _) => Poll::Ready(Some(Ok(out.freeze()))),
+            (true, true) => Poll::Ready(None),
+            (true, false) => Poll::Pending,
+        }
+    }
+}
+
+impl<T: Topic> Drop for Connection<T> {
+    fn drop(&mut self) {
+        // However the connection ended (a close, the peer gone, the kernel
+        // giving up on a client that stopped reading), it is not open now.
+        let stats = self.topic.stats(&self.state).of(Via::Websocket);
+        stats.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Frames a server message (unmasked) into `out`.
+fn encode(message: Message, out: &mut BytesMut) {
+    // unwrap-free: encoding into memory only fails for control frames over
+    // 125 bytes, and ours (pings, pongs of ≤125-byte pings, short close
+    // reasons) never are.
+    if let Err(err) = Codec::new().encode(message, out) {
+        tracing::warn!(%err, "websocket frame not encoded");
+    }
+}
+
+/// A client's frames, decoded from the request's payload: fragments
+/// reassembled, text checked to be UTF-8, and anything larger than
+/// `--ws-max-frame-bytes` (whole or reassembled) refused as an overflow
+/// (1009). The same [`Codec`] actix-ws decodes with.
+struct Incoming {
+    payload: web::Payload,
+    /// Bytes read but not yet decoded.
+    buf: BytesMut,
+    codec: Codec,
+    max: usize,
+    /// The fragments of a message that has not ended yet, and whether it is
+    /// text.
+    fragments: Option<(bool, BytesMut)>,
+    /// The payload ended (the client is gone).
+    ended: bool,
+}
+
+impl Incoming {
+    fn new(payload: web::Payload, max: usize) -> Incoming {
+        Incoming {
+            payload,
+            buf: BytesMut::new(),
+            codec: Codec::new().max_size(max),
+            max,
+            fragments: None,
+            ended: false,
+        }
+    }
+
+    /// Appends a fragment; `Err` when the message grows past the limit.
+    fn gather(&mut self, text: Option<bool>, bytes: &[u8]) -> Result<(), ProtocolError> {
+        let (_, gathered) = match (text, &mut self.fragments) {
+            (Some(is_text), _) => self.fragments.insert((is_text, BytesMut::new())),
+            (None, Some(fragments)) => fragments,
+            // The codec refuses a continuation that was never started.
+            (None, None) => return Err(ProtocolError::ContinuationNotStarted),
         };
-        self.feed.push(frame.into());
+        if gathered.len() + bytes.len() > self.max {
+            return Err(ProtocolError::Overflow);
+        }
+        gathered.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Text must be UTF-8 (RFC 6455 §8.1); reported the way actix-ws reports
+/// it, which [`ending_for`] turns into 1007.
+fn text(bytes: Bytes) -> Result<AggregatedMessage, ProtocolError> {
+    ByteString::try_from(bytes)
+        .map(AggregatedMessage::Text)
+        .map_err(|err| ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, err)))
+}
+
+impl Stream for Incoming {
+    type Item = Result<AggregatedMessage, ProtocolError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            // Whole frames first, from what was already read.
+            if let Some(frame) = this.codec.decode(&mut this.buf)? {
+                let message = match frame {
+                    Frame::Text(bytes) => text(bytes)?,
+                    Frame::Binary(bytes) => AggregatedMessage::Binary(bytes),
+                    Frame::Ping(bytes) => AggregatedMessage::Ping(bytes),
+                    Frame::Pong(bytes) => AggregatedMessage::Pong(bytes),
+                    Frame::Close(reason) => AggregatedMessage::Close(reason),
+                    Frame::Continuation(Item::FirstText(bytes)) => {
+                        this.gather(Some(true), &bytes)?;
+                        continue;
+                    }
+                    Frame::Continuation(Item::FirstBinary(bytes)) => {
+                        this.gather(Some(false), &bytes)?;
+                        continue;
+                    }
+                    Frame::Continuation(Item::Continue(bytes)) => {
+                        this.gather(None, &bytes)?;
+                        continue;
+                    }
+                    Frame::Continuation(Item::Last(bytes)) => {
+                        this.gather(None, &bytes)?;
+                        // unwrap: gather just put the fragments there.
+                        let (is_text, whole) = this.fragments.take().unwrap();
+                        if is_text {
+                            text(whole.freeze())?
+                        } else {
+                            AggregatedMessage::Binary(whole.freeze())
+                        }
+                    }
+                };
+                return Poll::Ready(Some(Ok(message)));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.payload).poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => {
+                    if this.buf.is_empty() {
+                        // No copy when nothing is left over.
+                        this.buf = BytesMut::from(bytes);
+                    } else {
+                        this.buf.extend_from_slice(&bytes);
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(ProtocolError::Io(std::io::Error::other(err)))));
+                }
+                Poll::Ready(None) => this.ended = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
