@@ -300,6 +300,11 @@ struct DashboardPage {
     title: &'static str,
     frame: Frame,
     modes: &'static [Mode],
+    /// `--teacher NAME`: the name the dashboard offers to create the
+    /// teacher's account under (with the token).
+    teacher: Option<String>,
+    /// Rendered for the teacher's session: the lab starts unlocked.
+    teacher_session: bool,
 }
 
 /// The friendly 404.
@@ -438,13 +443,17 @@ async fn compare(peer: Peer, state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn dashboard(peer: Peer, state: web::Data<AppState>) -> HttpResponse {
+    let frame = Frame::of(&peer, &state);
+    let teacher_session = frame.is_teacher();
     html(
         actix_web::http::StatusCode::OK,
         &DashboardPage {
             page: "dashboard",
             title: "Teacher's dashboard",
-            frame: Frame::of(&peer, &state),
+            frame,
             modes: &MODES,
+            teacher: state.config.teacher.clone(),
+            teacher_session,
         },
     )
 }
