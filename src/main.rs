@@ -135,7 +135,7 @@ fn print_banner(addr: SocketAddr, state: &AppState, db: &str) {
         // The reserved name can only be created with the token; once it is,
         // signing in unlocks the lab and nobody pastes the token again.
         println!(
-            "  Teacher account: create {teacher} on /dashboard with the token above, then sign in."
+            "  Teacher account: create {teacher} on /dashboard with the token above; from then on, signing in as {teacher} unlocks the lab."
         );
     }
     println!("  Message log: {db}   Stop with Ctrl-C.");
