@@ -132,6 +132,13 @@ fn print_banner(addr: SocketAddr, state: &AppState, db: &str) {
         "  Teacher token (for the dashboard's lab): {}",
         state.teacher_token
     );
+    if let Some(teacher) = &state.config.teacher {
+        // The reserved name can only be created with the token; once it is,
+        // signing in unlocks the lab and nobody pastes the token again.
+        println!(
+            "  Teacher account: create {teacher} on /dashboard with the token above; from then on, signing in as {teacher} unlocks the lab."
+        );
+    }
     println!("  Message log: {db}   Stop with Ctrl-C.");
     println!();
 }

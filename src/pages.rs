@@ -9,6 +9,13 @@
 //! module per transport, so a student can read in the browser exactly what
 //! the browser does.
 //!
+//! Every page is rendered knowing who asks: the page's own `GET` carries the
+//! session cookie like every other request, so the header says "Signed in
+//! as Ada" (or shows the Name / Password form) in the first paint, without
+//! the page asking `GET /api/session` — one request fewer on pages whose
+//! lesson is counting requests. `assets/js/account.js` takes over from
+//! there.
+//!
 //! Every page is served with a strict Content-Security-Policy: scripts and
 //! styles only from this server, no inline `<script>`, no `style=""`, no
 //! `onclick=""`. A chat page shows text typed by strangers; even if a bug
@@ -19,6 +26,10 @@ use actix_web::http::header::{self, ContentType};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, guard, web};
 use askama::Template;
+
+use crate::accounts::Role;
+use crate::identity::Peer;
+use crate::state::AppState;
 
 /// What pages may load and where they may connect: only this server.
 /// `connect-src 'self'` also covers `ws://` to the same host and port (CSP
@@ -197,12 +208,52 @@ pub const MODES: [Mode; 5] = [
     },
 ];
 
+/// What the frame of every page (`templates/base.html`: the header's
+/// account form, or who is signed in) needs to know about the browser
+/// asking.
+pub struct Frame {
+    /// The signed-in account, if the request carried a live session.
+    pub account: Option<SignedInAs>,
+    /// `--accounts-required`: guests read but cannot write, and the header
+    /// says so.
+    pub accounts_required: bool,
+}
+
+/// The account a page was rendered for.
+pub struct SignedInAs {
+    /// The account's name, as it was registered.
+    pub name: String,
+    /// Student or teacher.
+    pub role: Role,
+}
+
+impl Frame {
+    /// The frame for `peer`'s request.
+    fn of(peer: &Peer, state: &AppState) -> Frame {
+        Frame {
+            account: peer.session.as_ref().map(|session| SignedInAs {
+                name: session.name.to_string(),
+                role: session.role,
+            }),
+            accounts_required: state.config.accounts_required,
+        }
+    }
+
+    /// True when the page is rendered for the teacher's session.
+    fn is_teacher(&self) -> bool {
+        self.account
+            .as_ref()
+            .is_some_and(|a| a.role == Role::Teacher)
+    }
+}
+
 /// `/`
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage {
     page: &'static str,
     title: &'static str,
+    frame: Frame,
     modes: &'static [Mode],
 }
 
@@ -212,6 +263,7 @@ struct IndexPage {
 struct ModePage {
     page: &'static str,
     title: &'static str,
+    frame: Frame,
     mode: &'static Mode,
     /// Position in the lesson (1-based), for "previous / next".
     number: usize,
@@ -227,6 +279,7 @@ struct ModePage {
 struct EchoPage {
     page: &'static str,
     title: &'static str,
+    frame: Frame,
 }
 
 /// `/compare`
@@ -235,6 +288,7 @@ struct EchoPage {
 struct ComparePage {
     page: &'static str,
     title: &'static str,
+    frame: Frame,
     modes: &'static [Mode],
 }
 
@@ -244,7 +298,13 @@ struct ComparePage {
 struct DashboardPage {
     page: &'static str,
     title: &'static str,
+    frame: Frame,
     modes: &'static [Mode],
+    /// `--teacher NAME`: the name the dashboard offers to create the
+    /// teacher's account under (with the token).
+    teacher: Option<String>,
+    /// Rendered for the teacher's session: the lab starts unlocked.
+    teacher_session: bool,
 }
 
 /// The friendly 404.
@@ -253,6 +313,7 @@ struct DashboardPage {
 struct NotFoundPage<'a> {
     page: &'static str,
     title: &'static str,
+    frame: Frame,
     path: &'a str,
 }
 
@@ -305,8 +366,10 @@ fn html(status: actix_web::http::StatusCode, page: &impl Template) -> HttpRespon
     match page.render() {
         Ok(body) => HttpResponse::build(status)
             .content_type(ContentType::html())
-            // Pages are tiny and change with every deploy; never serve a stale one.
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            // Pages are tiny and change with every deploy; never serve a stale
+            // one. `private`: a page names the account it was rendered for,
+            // so no shared cache (a school's proxy) may keep it for others.
+            .insert_header((header::CACHE_CONTROL, "no-cache, private"))
             .body(body),
         // Rendering only fails if a value's Display fails, which ours cannot;
         // still, answer instead of panicking.
@@ -319,20 +382,26 @@ fn html(status: actix_web::http::StatusCode, page: &impl Template) -> HttpRespon
     }
 }
 
-async fn index() -> HttpResponse {
+async fn index(peer: Peer, state: web::Data<AppState>) -> HttpResponse {
     html(
         actix_web::http::StatusCode::OK,
         &IndexPage {
             page: "index",
             title: "Weebsockets — real-time on the web, five ways",
+            frame: Frame::of(&peer, &state),
             modes: &MODES,
         },
     )
 }
 
-async fn mode(req: HttpRequest, slug: web::Path<String>) -> HttpResponse {
+async fn mode(
+    req: HttpRequest,
+    peer: Peer,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> HttpResponse {
     let Some(number) = MODES.iter().position(|m| m.slug == slug.as_str()) else {
-        return not_found(req).await;
+        return not_found(req, peer, state).await;
     };
     let mode = &MODES[number];
     html(
@@ -340,6 +409,7 @@ async fn mode(req: HttpRequest, slug: web::Path<String>) -> HttpResponse {
         &ModePage {
             page: mode.slug,
             title: mode.name,
+            frame: Frame::of(&peer, &state),
             mode,
             number: number + 1,
             previous: number.checked_sub(1).map(|i| &MODES[i]),
@@ -349,45 +419,53 @@ async fn mode(req: HttpRequest, slug: web::Path<String>) -> HttpResponse {
     )
 }
 
-async fn echo() -> HttpResponse {
+async fn echo(peer: Peer, state: web::Data<AppState>) -> HttpResponse {
     html(
         actix_web::http::StatusCode::OK,
         &EchoPage {
             page: "websocket",
             title: "WebSocket echo",
+            frame: Frame::of(&peer, &state),
         },
     )
 }
 
-async fn compare() -> HttpResponse {
+async fn compare(peer: Peer, state: web::Data<AppState>) -> HttpResponse {
     html(
         actix_web::http::StatusCode::OK,
         &ComparePage {
             page: "compare",
             title: "All five, side by side",
+            frame: Frame::of(&peer, &state),
             modes: &MODES,
         },
     )
 }
 
-async fn dashboard() -> HttpResponse {
+async fn dashboard(peer: Peer, state: web::Data<AppState>) -> HttpResponse {
+    let frame = Frame::of(&peer, &state);
+    let teacher_session = frame.is_teacher();
     html(
         actix_web::http::StatusCode::OK,
         &DashboardPage {
             page: "dashboard",
             title: "Teacher's dashboard",
+            frame,
             modes: &MODES,
+            teacher: state.config.teacher.clone(),
+            teacher_session,
         },
     )
 }
 
 /// Any path nobody serves: an HTML page that points back to the lesson.
-async fn not_found(req: HttpRequest) -> HttpResponse {
+async fn not_found(req: HttpRequest, peer: Peer, state: web::Data<AppState>) -> HttpResponse {
     html(
         actix_web::http::StatusCode::NOT_FOUND,
         &NotFoundPage {
             page: "",
             title: "Page not found",
+            frame: Frame::of(&peer, &state),
             path: req.path(),
         },
     )

@@ -1,11 +1,17 @@
 // What every chat page shares: the five transports by name, and the form
 // that sends a message.
+//
+// Who the message is from: a guest types any name that is nobody's account
+// (remembered in localStorage); signed in, the Name field shows the
+// account's name and is read-only — the server puts that name on the
+// message whatever the body says, and marks it "account": true.
 
 import { IntervalPoller } from './transports/interval.js';
 import { TimeoutPoller } from './transports/timeout.js';
 import { LongPoller } from './transports/long_poll.js';
 import { WebSocketClient } from './transports/websocket.js';
 import { EventSourceClient } from './transports/sse.js';
+import { checkAccount, currentAccount, onAccountChange } from './account.js';
 import { newMessageKey } from './net.js';
 
 /** Transport classes by page name (the `via` a message is sent with). */
@@ -34,17 +40,42 @@ const NAME_KEY = 'weebsockets.name';
 export function setupComposer({ form, status, send }) {
   const name = form.elements.name;
   const text = form.elements.text;
-  try {
-    name.value = localStorage.getItem(NAME_KEY) ?? '';
-  } catch {
-    // No storage: the name is simply not remembered.
+  const lock = document.getElementById('name-lock');
+
+  /** The guest's own name, as last typed (not the account's). */
+  function guestName() {
+    try {
+      return localStorage.getItem(NAME_KEY) ?? '';
+    } catch {
+      return ''; // No storage: the name is simply not remembered.
+    }
   }
   name.addEventListener('change', () => {
+    if (name.readOnly) return; // the account's name is not the guest's
     try {
       localStorage.setItem(NAME_KEY, name.value.trim());
     } catch {
       // Not remembered.
     }
+  });
+
+  /** Signed in: the account's name, locked. A guest: their own, editable. */
+  function showAccount(account) {
+    name.readOnly = Boolean(account);
+    name.value = account ? account.name : guestName();
+    if (lock) lock.hidden = !account;
+    if (account) {
+      name.setAttribute('aria-describedby', 'name-lock');
+      name.title = 'Signed in: your messages carry your account’s name. Sign out to write as a guest.';
+    } else {
+      name.removeAttribute('aria-describedby');
+      name.removeAttribute('title');
+    }
+  }
+  showAccount(currentAccount());
+  onAccountChange((account) => {
+    showAccount(account);
+    showStatus(status, '', 'idle');
   });
 
   /** The last message that failed to send, kept with its key: pressing
@@ -77,7 +108,7 @@ export function setupComposer({ form, status, send }) {
       // Give the text back, so it can be sent again — with the same key.
       unsent = { author, text: message, key };
       if (!text.value) text.value = message;
-      showStatus(status, explainSendError(err), 'error');
+      showStatus(status, await explainSendError(err), 'error');
     }
     text.focus({ preventScroll: true });
   });
@@ -91,8 +122,19 @@ function showStatus(el, message, tone) {
   el.dataset.tone = tone;
 }
 
-function explainSendError(err) {
+async function explainSendError(err) {
   switch (err.code) {
+    case 'name_taken':
+      // The server took us for a guest using an account's name. If this
+      // page thought it was signed in, the session has ended meanwhile
+      // (signed out elsewhere, or by the teacher): ask, and say so.
+      if (currentAccount() && !(await checkAccount())) {
+        return 'Not sent: your session has ended, so this page is a guest again — and that name belongs to an account. Sign in again, or choose another name.';
+      }
+      return `Not sent: ${err.message}.`;
+    case 'sign_in_required':
+      if (currentAccount()) await checkAccount();
+      return 'Not sent: this class needs an account to write. Sign in (or create an account) at the top of the page.';
     case 'rate_limited':
       return `Too fast — wait ${Math.ceil((err.retryAfterMs || 1000) / 1000)} s and send again.`;
     case 'outage':

@@ -219,3 +219,96 @@ export async function statValue(page, name, scope = '') {
   const value = await page.getAttribute(`${scope} [data-stat="${name}"]`.trim(), 'data-value');
   return value === null ? null : Number(value);
 }
+
+// ----- accounts -----
+
+/** Flags for a server with accounts in a test: cheap Argon2 (a hidden
+ * flag, for test suites only), posts not rate-limited. */
+export const ACCOUNT_ARGS = ['--insecure-fast-passwords', '--post-rate', '0'];
+
+/** The header's Name / Password form (every page has one). */
+export function accountForm(page) {
+  return page.getByRole('form', { name: 'Account' });
+}
+
+/** The composer's Name field — not the header's, which is labelled Name too. */
+export function composerName(page) {
+  return page.getByRole('form', { name: 'Send a message' }).getByLabel('Name', { exact: true });
+}
+
+/** Fills the header's form and presses "Create account" or "Sign in"
+ * (`button`); does not wait for the answer. The status line is emptied
+ * first, so that accountStatus() reads this answer, not the last one. */
+export async function submitAccountForm(page, name, password, button) {
+  await page.evaluate(() => {
+    const status = document.getElementById('account-status');
+    status.textContent = '';
+    delete status.dataset.tone;
+  });
+  const form = accountForm(page);
+  await form.getByLabel('Name', { exact: true }).fill(name);
+  await form.getByLabel('Password', { exact: true }).fill(password);
+  await form.getByRole('button', { name: button, exact: true }).click();
+}
+
+/** Creates an account from the header and waits until the page says who it is. */
+export async function signUp(page, name, password) {
+  await submitAccountForm(page, name, password, 'Create account');
+  await waitSignedIn(page, name);
+}
+
+/** Signs in from the header and waits until the page says who it is. */
+export async function signIn(page, name, password) {
+  await submitAccountForm(page, name, password, 'Sign in');
+  await waitSignedIn(page, name);
+}
+
+/** Presses the header's "Sign out" and waits for the form to come back. */
+export async function signOut(page) {
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await page.waitForSelector('#account-form:not([hidden])');
+}
+
+/** Waits until the header says "Signed in as `name`". */
+export function waitSignedIn(page, name) {
+  return page.waitForFunction(
+    (n) => !document.getElementById('account-me').hidden && document.getElementById('account-who').textContent === n,
+    name,
+    { timeout: 15_000 },
+  );
+}
+
+/** Waits for the header's status line to say something in `tone`, and
+ * returns what it says. */
+export async function accountStatus(page, tone = 'error') {
+  const el = await page.waitForSelector(`#account-status[data-tone="${tone}"]:not(:empty)`, { timeout: 15_000 });
+  return el.textContent();
+}
+
+/** POST /api/accounts from the test itself (`token`: the teacher token). */
+export async function createAccount(base, name, password, { token } = {}) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(`${base}/api/accounts`, { method: 'POST', headers, body: JSON.stringify({ name, password }) });
+  return { status: res.status, body: await res.json() };
+}
+
+/**
+ * Runs axe-core in the page (page.evaluate runs outside the page's CSP, so
+ * the strict policy stays on) once animations have finished, and returns
+ * its serious and critical violations, each as one line.
+ */
+export async function seriousAxeViolations(page) {
+  const { readFileSync } = await import('node:fs');
+  const { createRequire } = await import('node:module');
+  const axe = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  await page.evaluate(axe);
+  return page.evaluate(async () => {
+    const finite = document.getAnimations().filter((a) => a.effect?.getComputedTiming().iterations !== Infinity);
+    await Promise.all(finite.map((a) => a.finished.catch(() => {})));
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} [${v.impact}] ${v.help}: ${v.nodes.slice(0, 5).map((n) => n.target.join(' ')).join(', ')}`);
+  });
+}

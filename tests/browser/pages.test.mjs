@@ -91,7 +91,8 @@ test('the friendly 404 page links back to the lesson', async () => {
 
 test('chat pages are usable by label and role', async () => {
   const page = await openPage(env.browser, `${env.base}/timeout`);
-  await page.getByLabel('Name', { exact: true }).fill('ada');
+  // The header has a Name field too (its "Account" form): this is the composer's.
+  await page.getByRole('form', { name: 'Send a message' }).getByLabel('Name', { exact: true }).fill('ada');
   await page.getByLabel('Message', { exact: true }).fill('found by label');
   await page.getByRole('button', { name: 'Send', exact: true }).click();
   const log = page.getByRole('log', { name: 'Messages' });

@@ -8,6 +8,7 @@
 // with their live announcements off, and one polite status line says who
 // wrote what, when the first column has it.
 
+import { onAccountChange } from '../account.js';
 import { postMessage, startingPoint } from '../net.js';
 import { setupComposer, TRANSPORTS } from '../chat.js';
 import { MessageList } from '../ui/messages.js';
@@ -109,6 +110,17 @@ addEventListener('pagehide', () => {
 addEventListener('pageshow', (event) => {
   if (!event.persisted || document.hidden) return;
   for (const column of columns) if (!column.transport && column.since !== null) startColumn(column);
+});
+
+// Signed in or out: the WebSocket and the event stream open again, so
+// that they carry the new cookie (see mode.js).
+onAccountChange(() => {
+  for (const column of columns) {
+    if (!column.transport || (column.name !== 'websocket' && column.name !== 'sse')) continue;
+    column.since = column.transport.since;
+    column.transport.stop('account changed');
+    startColumn(column);
+  }
 });
 
 setupComposer({

@@ -1,4 +1,5 @@
-// /dashboard: the server's counters, live, and the network lab.
+// /dashboard: the server's counters, live, the network lab, and who is
+// signed in.
 //
 // The counters come from GET /api/stats once a second (with setTimeout, of
 // course: one request at a time), and only while the tab is visible. Rates
@@ -8,7 +9,13 @@
 // (src/stats.rs) — and the page says so next to every byte figure: on the
 // wire, each poll also carries a request head and a response head of a few
 // hundred bytes, which the chat pages' own counters include.
+//
+// The teacher is whoever sends the teacher token (Authorization: Bearer,
+// for scripts — and pasted here) or has a teacher's session: signed in as
+// the --teacher account, the cookie rides on every request and the lab is
+// unlocked without the token.
 
+import { checkAccount, createAccount, currentAccount, onAccountChange, sentence } from '../account.js';
 import { backoff, request } from '../net.js';
 import { LineChart } from '../ui/chart.js';
 import { formatBytes, formatCount, formatDuration } from '../ui/format.js';
@@ -155,8 +162,10 @@ for (const button of document.querySelectorAll('[data-metric]')) {
 
 // ----- the lab -----
 //
-// The token lives in a variable (and, for reloads, in sessionStorage, which
-// dies with the tab). It is never put in the page, never in a URL.
+// Unlocked one of two ways. A teacher's session: nothing to paste, the
+// cookie goes with every request. Or the token: it lives in a variable
+// (and, for reloads, in sessionStorage, which dies with the tab), sent as
+// an Authorization header — never put in the page, never in a URL.
 
 let token = null;
 try {
@@ -169,6 +178,12 @@ const labForm = $('lab');
 const labStatus = $('lab-status');
 let editing = false; // while the teacher drags a slider, do not overwrite it
 
+/** True while this page is signed in as the teacher. */
+const teacherSession = () => currentAccount()?.role === 'teacher';
+/** How the teacher's requests prove it: the token's header, or nothing
+ * (the session cookie goes by itself). */
+const teacherHeaders = () => (token && !teacherSession() ? { Authorization: `Bearer ${token}` } : {});
+
 function say(message, tone) {
   labStatus.textContent = message;
   labStatus.dataset.tone = tone;
@@ -178,10 +193,26 @@ async function putLab(change) {
   const { body } = await request('/api/lab', {
     method: 'PUT',
     json: change,
-    headers: { Authorization: `Bearer ${token}` },
+    headers: teacherHeaders(),
     timeoutMs: 5000,
   });
   return body;
+}
+
+/** Shows the lab (and the teacher's cards) unlocked — by the session, or
+ * by the token — or locked. */
+function showUnlocked() {
+  const session = teacherSession();
+  const unlocked = session || Boolean(token);
+  $('teacher-session').hidden = !session;
+  unlockForm.hidden = unlocked;
+  labForm.hidden = !unlocked;
+  $('lock').hidden = session || !token;
+  // The token can make the teacher's account; a teacher's session has one.
+  $('teacher-account').hidden = session || !token;
+  accountsCard.hidden = !unlocked;
+  if (unlocked) listAccounts();
+  else stopAccounts();
 }
 
 /** Checks the token with an empty change (PUT merges: {} changes nothing). */
@@ -194,8 +225,7 @@ async function unlock(candidate) {
     } catch {
       // Kept in memory only.
     }
-    unlockForm.hidden = true;
-    labForm.hidden = false;
+    showUnlocked();
     showLab(lab, true);
     say('Lab unlocked.', 'ok');
   } catch (err) {
@@ -212,8 +242,7 @@ function forget() {
     // Nothing stored.
   }
   token = null;
-  unlockForm.hidden = false;
-  labForm.hidden = true;
+  showUnlocked();
 }
 
 unlockForm.addEventListener('submit', (event) => {
@@ -226,6 +255,138 @@ unlockForm.addEventListener('submit', (event) => {
 $('lock').addEventListener('click', () => {
   forget();
   say('Token forgotten.', 'idle');
+});
+
+// Signing in or out in the header (or the session ending) locks or
+// unlocks the lab at once.
+onAccountChange((account, previous) => {
+  showUnlocked();
+  if (account?.role === 'teacher') say(`Unlocked by ${account.name}’s teacher session.`, 'ok');
+  else if (previous?.role === 'teacher' && !token) say('Signed out: the lab is locked again.', 'idle');
+});
+
+// ----- the teacher's account -----
+
+const teacherCreate = $('teacher-create');
+teacherCreate?.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const name = teacherCreate.elements.name.value;
+  const password = teacherCreate.elements.password;
+  try {
+    const account = await createAccount(name, password.value, { token });
+    password.value = '';
+    // The token has done its job: from now on the session is the key.
+    forget();
+    say(`Teacher account ${account.name} created, and this browser is signed in as it. Next time, sign in at the top of any page.`, 'ok');
+  } catch (err) {
+    if (err.code === 'name_taken') say(`${name} exists already: sign in as ${name} at the top of the page.`, 'error');
+    else if (err.code === 'name_reserved' || err.status === 401) say('The token was refused: unlock the lab with it again, then create the account.', 'error');
+    else say(`Not created: ${sentence(err.message)}`, 'error');
+  }
+});
+
+// ----- who is signed in -----
+//
+// GET /api/accounts every few seconds while the lab is unlocked and the tab
+// visible; each row can end that person's sessions everywhere (their
+// sockets close with 1008, their next message is a guest's).
+
+const ACCOUNTS_EVERY_MS = 5000;
+const accountsCard = $('accounts-card');
+const accountsList = $('accounts-list');
+let accountsTimer = null;
+/** Each (re)start of the loop gets a number; an answer that arrives for an
+ * older one is dropped, so there is never more than one loop. */
+let accountsRun = 0;
+
+function stopAccounts() {
+  accountsRun += 1;
+  clearTimeout(accountsTimer);
+  accountsTimer = null;
+}
+
+async function listAccounts() {
+  stopAccounts();
+  const mine = accountsRun;
+  if (document.hidden || accountsCard.hidden) return; // visibilitychange restarts it
+  const status = $('accounts-status');
+  try {
+    const { body } = await request('/api/accounts', { headers: teacherHeaders(), timeoutMs: 5000 });
+    if (mine !== accountsRun) return;
+    showAccounts(body.signed_in);
+    if (status.dataset.tone === 'error') status.textContent = '';
+  } catch (err) {
+    if (mine !== accountsRun) return;
+    if (err.status === 401) {
+      status.textContent = 'Not the teacher any more: sign in again, or unlock with the token.';
+      status.dataset.tone = 'error';
+      if (teacherSession()) checkAccount(); // the session ended: the header follows
+      return;
+    }
+  }
+  accountsTimer = setTimeout(listAccounts, ACCOUNTS_EVERY_MS);
+}
+
+function showAccounts(users) {
+  users.sort((a, b) => b.last_seen_ms - a.last_seen_ms || a.name.localeCompare(b.name));
+  $('accounts-count').textContent = users.length === 1 ? '1 person' : `${users.length} people`;
+  $('accounts-empty').hidden = users.length > 0;
+  const rows = users.map((user) => {
+    const row = document.createElement('tr');
+    row.dataset.name = user.name;
+    const name = document.createElement('th');
+    name.scope = 'row';
+    name.textContent = user.name; // a student's name: text, never HTML
+    const age = Math.max(0, Date.now() - user.last_seen_ms);
+    const seen = age < 5000 ? 'just now' : `${formatDuration(age)} ago`;
+    const cells = [user.role, formatCount(user.sessions), seen].map((text) => {
+      const td = document.createElement('td');
+      td.textContent = text;
+      return td;
+    });
+    const action = document.createElement('td');
+    const me = currentAccount()?.name === user.name;
+    if (!me) {
+      const end = document.createElement('button');
+      end.type = 'button';
+      end.className = 'btn btn-small';
+      // "End sessions of Ada" to a screen reader: the visible words first.
+      const whose = document.createElement('span');
+      whose.className = 'visually-hidden';
+      whose.textContent = ` of ${user.name}`;
+      end.append('End sessions', whose);
+      end.addEventListener('click', () => endSessions(user.name, end));
+      action.append(end);
+    } else {
+      action.textContent = 'you';
+    }
+    row.append(name, ...cells, action);
+    return row;
+  });
+  accountsList.replaceChildren(...rows);
+}
+
+async function endSessions(name, button) {
+  button.disabled = true;
+  const status = $('accounts-status');
+  try {
+    const { body } = await request(`/api/accounts/${encodeURIComponent(name)}/sessions`, {
+      method: 'DELETE',
+      headers: teacherHeaders(),
+      timeoutMs: 5000,
+    });
+    status.textContent = `${name} is signed out everywhere (${body.ended} session${body.ended === 1 ? '' : 's'} ended).`;
+    status.dataset.tone = 'ok';
+  } catch (err) {
+    status.textContent = `Could not sign ${name} out: ${sentence(err.message)}`;
+    status.dataset.tone = 'error';
+    button.disabled = false;
+  }
+  listAccounts();
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && !accountsCard.hidden) listAccounts();
 });
 
 const latency = $('latency');
@@ -270,7 +431,11 @@ async function apply(change) {
     showLab(lab, true);
     say('Applied.', 'ok');
   } catch (err) {
-    if (err.status === 401) {
+    if (err.status === 401 && teacherSession()) {
+      // The session ended (signed out elsewhere, expired): ask who we are.
+      await checkAccount();
+      say('Your teacher session has ended: sign in again, or unlock with the token.', 'error');
+    } else if (err.status === 401) {
       forget();
       say('The token was refused; enter it again.', 'error');
     } else {
@@ -287,6 +452,12 @@ labForm.addEventListener('submit', (event) => {
   apply({ latency_ms: Number(latency.value), jitter_ms: Number(jitter.value), outage: outage.checked });
 });
 
-if (token) unlock(token);
+if (teacherSession()) {
+  // Rendered unlocked: the page's own GET carried the teacher's cookie.
+  // The lab's values arrive with the first stats.
+  showUnlocked();
+} else if (token) {
+  unlock(token);
+}
 showSliders();
 refresh();

@@ -11,6 +11,7 @@
 // cache. (?background=1 keeps a hidden tab reading, for the lesson's
 // six-connection demo.)
 
+import { onAccountChange } from '../account.js';
 import { postMessage, startingPoint } from '../net.js';
 import { setupComposer, TRANSPORTS } from '../chat.js';
 import { MessageList } from '../ui/messages.js';
@@ -173,6 +174,21 @@ document.addEventListener('visibilitychange', () => {
 addEventListener('pagehide', () => pause('page left'));
 addEventListener('pageshow', (event) => {
   if (event.persisted && !document.hidden) resume('back from the back/forward cache');
+});
+
+// --- signed in, signed out ---
+
+// A WebSocket or an event stream is who it was when it opened: the cookie
+// went with its first request only. After signing in or out, open it again
+// so that it carries the new cookie. (Polls need nothing: each one carries
+// the cookie of its moment.) Signing out also ends the session on the
+// server, which closes the old socket with 1008 by itself.
+onAccountChange((account) => {
+  if (!push || !transport) return; // still starting, or paused: it opens with the new cookie
+  const since = transport.since;
+  transport.stop(account ? 'signed in' : 'signed out');
+  meter.log(`${account ? `signed in as ${account.name}` : 'signed out'}: reconnecting, so that the connection carries the new cookie`, 'info');
+  startTransport(since);
 });
 
 // --- controls ---

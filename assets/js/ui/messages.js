@@ -8,6 +8,11 @@
 //
 // Text from other people is only ever set with textContent, never as HTML:
 // "<img src=x onerror=…>" shows up as those characters, harmlessly.
+//
+// A message whose author was signed in carries "account": true, and its
+// name gets a mark: that name is an account's, and only its owner can
+// write under it. A name without the mark is a guest's: anyone could have
+// typed it.
 
 import { formatClock } from './format.js';
 
@@ -125,7 +130,9 @@ export class MessageList {
     const id = document.createElement('span');
     id.className = 'msg-id';
     id.textContent = `#${message.id}`;
-    meta.append(author, via, time, id);
+    meta.append(author);
+    if (message.account) meta.append(accountMark());
+    meta.append(via, time, id);
     if (duplicate) {
       const badge = document.createElement('span');
       badge.className = 'badge badge-warn';
@@ -155,6 +162,27 @@ export class MessageList {
     if (this.empty) this.empty.hidden = count > 0;
     if (this.counter) this.counter.textContent = String(count);
   }
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** The mark of a signed-in author: a small shield, with words for screen
+ * readers and a tooltip for everyone. */
+function accountMark() {
+  const mark = document.createElement('span');
+  mark.className = 'account-mark msg-account';
+  mark.title = 'Signed in: this name belongs to an account';
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', '0 0 16 16');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS(SVG, 'path');
+  path.setAttribute('d', 'M8 1.2 2.5 3.4v4.1c0 3.4 2.3 6.1 5.5 7.3 3.2-1.2 5.5-3.9 5.5-7.3V3.4L8 1.2Zm-1 9.9L4.4 8.5l1.1-1.1L7 8.9l3.5-3.5 1.1 1.1L7 11.1Z');
+  svg.append(path);
+  const words = document.createElement('span');
+  words.className = 'visually-hidden';
+  words.textContent = '(signed in)';
+  mark.append(svg, words);
+  return mark;
 }
 
 /** A stable colour (one of 8 classes) per author name. */
