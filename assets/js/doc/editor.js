@@ -416,6 +416,7 @@ export class Editor {
     if (badge.dataset.sync !== state) for (const listener of this.syncListeners) listener(state);
     badge.dataset.sync = state;
     this.root.dataset.sync = state; // the textarea's border turns red too
+    if (rev !== undefined) badge.dataset.rev = String(rev); // the revision it compared
     const detail = this.root.querySelector('[data-role="sync-detail"]');
     if (detail) {
       detail.textContent =
