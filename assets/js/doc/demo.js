@@ -8,8 +8,10 @@
 //   Save the textarea        the last save wins: "EASY ALWAYS 123" (Ada's
 //                            delete is lost) or "EASY  123" (Bob's typing is)
 //   Send edits, don't        each edit lands where it was made in a text
-//   transform                that has changed: the editors end with
-//                            different lines, and not the server's
+//   transform                that has changed: Bob's editor ends with a
+//                            line that is not the server's — and the
+//                            server's, misled by his positions, is not
+//                            what anyone meant either
 //   Operational              Ada's delete removes the A and the S she saw,
 //   transformation           Bob's letters survive between them:
 //                            "EASY LWAY 123" everywhere — odd, but nobody's

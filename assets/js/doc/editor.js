@@ -271,6 +271,7 @@ export class Editor {
     this.history.set(stored.rev, stored);
     if (this.history.size > HISTORY_KEPT) this.history.delete(this.history.keys().next().value);
     this.carets.advance(stored);
+    this.publisher.advance(stored);
   }
 
   /** Someone's edit crossed one of ours. */

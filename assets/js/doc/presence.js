@@ -183,7 +183,7 @@ export class CaretPublisher {
     this.current = current;
     this.send = send;
     this.lastSent = 0;
-    this.lastKey = '';
+    this.last = null; // what we last said, moved since through every edit, as the others move it
     this.timer = null;
     this.heartbeat = null;
   }
@@ -211,14 +211,32 @@ export class CaretPublisher {
     }, wait);
   }
 
-  /** Sends the caret now; unless `always`, only if it changed. */
+  /**
+   * The editor applied a stored operation. The others move our caret
+   * through it by themselves, so we do the same to what we last told them:
+   * if our caret is where they now think it is, there is nothing to send.
+   * (Otherwise every edit anyone made would make every editor publish.)
+   */
+  advance(stored) {
+    if (!this.last || this.last.rev !== stored.rev - 1) return;
+    const bias = stored.client === this.client ? Bias.AFTER : Bias.BEFORE;
+    Object.assign(this.last, transformSelection(stored.op, this.last, bias), { rev: stored.rev });
+  }
+
+  /** Sends the caret now; unless `always`, only if it moved. */
   publish(always) {
     const at = this.current();
     if (!at) return;
     const update = this.update(at);
-    const key = `${update.rev}:${update.anchor}:${update.head}:${update.name ?? ''}`;
-    if (!always && key === this.lastKey) return;
-    this.lastKey = key;
+    const known = this.last;
+    const same =
+      known &&
+      known.rev === update.rev &&
+      known.anchor === update.anchor &&
+      known.head === update.head &&
+      known.name === update.name;
+    if (!always && same) return;
+    this.last = { rev: update.rev, anchor: update.anchor, head: update.head, name: update.name };
     this.lastSent = performance.now();
     this.send(update);
   }
