@@ -61,12 +61,12 @@ export async function serverDoc(base) {
 
 let writers = 0;
 /** Replaces the whole document (PUT /api/doc/text) as a test's own client. */
-export async function setDoc(base, text) {
+export async function setDoc(base, text, author) {
   writers += 1;
   const res = await fetch(`${base}/api/doc/text`, {
     method: 'PUT',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ client: `test-${process.pid}-${writers}`, seq: 1, text }),
+    body: JSON.stringify({ client: `test-${process.pid}-${writers}`, seq: 1, text, ...(author ? { author } : {}) }),
   });
   if (res.status !== 201) throw new Error(`PUT /api/doc/text answered ${res.status}`);
   return res.json();

@@ -66,9 +66,15 @@ export function demoLine(text) {
 /**
  * Plays the conflict between editors `ada` and `bob` (editor.js), in
  * whatever mode they are in. `say(text)` narrates; `pace` is the time
- * between keys. Resolves with each editor's line and the server's.
+ * between keys; `watchers` are the editors that scroll to the demo's line
+ * (Ada's and Bob's at least). Resolves with each editor's line and the
+ * server's.
  */
-export async function playConflict(ada, bob, { say = () => {}, pace = 220 } = {}) {
+export async function playConflict(ada, bob, { say = () => {}, pace = 220, watchers = [] } = {}) {
+  // The line is added at the end: let everyone watching see the end.
+  const showLine = () => {
+    for (const e of new Set([ada, bob, ...watchers])) e.textarea.scrollTop = e.textarea.scrollHeight;
+  };
   await caughtUp([ada, bob]);
   // 1. Ada adds the line at the end of the document, and both get it.
   say('Ada adds a line: “EASY AS 123”…');
@@ -77,6 +83,7 @@ export async function playConflict(ada, bob, { say = () => {}, pace = 220 } = {}
   ada.type(text.length, text.length, (start > text.length ? '\n' : '') + DEMO_LINE);
   await until(() => ada.engine.settled); // the server has it
   await caughtUp([ada, bob]); // and Bob has read it
+  showLine();
 
   // 2. The network slows down: from now on neither sees the other's edit.
   say('The network slows down: neither editor sees the other’s edit…');
@@ -103,6 +110,7 @@ export async function playConflict(ada, bob, { say = () => {}, pace = 220 } = {}
   }
   say('…and now each editor hears about the other’s edit.');
   await caughtUp([ada, bob]);
+  showLine();
   const server = (await request('/api/doc', { timeoutMs: 5000 })).body.text;
   return { ada: demoLine(ada.textarea.value), bob: demoLine(bob.textarea.value), server: demoLine(server) };
 }

@@ -129,6 +129,7 @@ export class CaretOverlay {
     this.lineHeight = parseFloat(getComputedStyle(this.textarea).lineHeight) || 20;
     const now = performance.now();
     let nextFade = Infinity;
+    this.flags = []; // flags drawn so far, to keep the next one off them
     for (const c of this.carets) {
       const start = Math.min(c.anchor, c.head);
       const end = Math.max(c.anchor, c.head);
@@ -181,6 +182,27 @@ export class CaretOverlay {
     if (quiet) bar.classList.add('quiet');
     bar.append(flag);
     this.marks.append(bar);
+    // Near the right edge the flag would be cut off: it hangs to the left.
+    if (r.left - origin.left + flag.offsetWidth > this.layer.clientWidth) flag.classList.add('flip');
+    // On top of another person's flag: hang it the other way, or on the
+    // other side of the line (never above the first line: no room there).
+    if (!quiet) {
+      const edge = this.layer.getBoundingClientRect();
+      const overlaps = () => {
+        const a = flag.getBoundingClientRect();
+        if (a.right > edge.right || a.left < edge.left) return true; // cut off: as bad
+        return this.flags.some((b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom);
+      };
+      const firstLine = r.top - origin.top < this.lineHeight;
+      const tries = firstLine ? ['flip'] : ['flip', 'below', 'flip'];
+      const placed = flag.className;
+      for (const change of tries) {
+        if (!overlaps()) break;
+        flag.classList.toggle(change);
+      }
+      if (overlaps()) flag.className = placed; // nowhere better: as it was
+      this.flags.push(flag.getBoundingClientRect());
+    }
   }
 
   /** Follows the textarea's scrolling. */

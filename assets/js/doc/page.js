@@ -34,9 +34,15 @@ export function modeFromUrl() {
  */
 export function modeSwitch({ form = document, explain, initial, onChange }) {
   const radios = [...form.querySelectorAll('input[name="doc-mode"]')];
+  // Saving polls GET /api/doc on every page, even a push transport's: the
+  // instruments that count connections count requests then.
+  for (const el of document.querySelectorAll('[data-label-save]')) el.dataset.labelOps = el.textContent;
   const show = (mode) => {
     if (explain) explain.textContent = MODES[mode].explain;
     document.body.dataset.docMode = mode;
+    for (const el of document.querySelectorAll('[data-label-save]')) {
+      el.textContent = mode === 'save' ? el.dataset.labelSave : el.dataset.labelOps;
+    }
   };
   for (const radio of radios) {
     radio.checked = radio.value === initial;

@@ -65,7 +65,10 @@ const demoStatus = $('demo-status');
 demoButton.addEventListener('click', async () => {
   demoButton.disabled = true;
   try {
-    const result = await playConflict(byVia.timeout, byVia.websocket, { say: (text) => (demoStatus.textContent = text) });
+    const result = await playConflict(byVia.timeout, byVia.websocket, {
+      say: (text) => (demoStatus.textContent = text),
+      watchers: editors,
+    });
     demoStatus.textContent = `Ada’s (setTimeout): “${result.ada}” · Bob’s (WebSocket): “${result.bob}” · the server’s: “${result.server}”`;
     pageLog.log(`demo (${mode}): Ada “${result.ada}”, Bob “${result.bob}”, the server “${result.server}”`, 'info');
   } catch (err) {
