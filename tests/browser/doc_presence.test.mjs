@@ -8,8 +8,11 @@
 /// by Carol's edit, not by anything Ada sent — and Ada's own caret moves
 /// with it in her textarea. Carol then types exactly at Ada's caret: it
 /// stays before Carol's text (someone else's insert at my caret appears
-/// after it). The list of who is editing names all three and their
-/// transports; when Ada closes her page her caret and her line go.
+/// after it). Bob's own selection of "world" is still "world" after
+/// Carol's edit moved it. A caret that moves forty times in half a second
+/// is published at most ten times a second. The list of who is editing
+/// names all three and their transports; when Ada closes her page her
+/// caret and her line go.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -72,6 +75,8 @@ test('carets appear with names, follow their owner, and are moved by other peopl
       publisher.stop();
       publisher.moved = () => {};
     });
+    // Bob selects "world" in his own editor.
+    await bob.evaluate((sel) => document.querySelector(sel).setSelectionRange(6, 11), textarea());
     // …and Carol types at the start: Ada's caret is carried along.
     await placeCaret(carol, 0);
     await carol.keyboard.type('Oh, ');
@@ -82,6 +87,12 @@ test('carets appear with names, follow their owner, and are moved by other peopl
     // In Ada's own editor her caret moved the same way.
     await waitText(ada, 'Oh, hello world');
     assert.equal(await ada.evaluate((sel) => document.querySelector(sel).selectionStart, textarea()), 10);
+    // Bob's selection moved with the text: it is still the word.
+    const selected = await bob.evaluate((sel) => {
+      const ta = document.querySelector(sel);
+      return ta.value.slice(ta.selectionStart, ta.selectionEnd);
+    }, textarea());
+    assert.equal(selected, 'world', "Bob's selection survived Carol's edit");
 
     // Carol types exactly at Ada's caret: Ada's caret stays before it.
     await placeCaret(carol, 10);
@@ -90,6 +101,26 @@ test('carets appear with names, follow their owner, and are moved by other peopl
     await waitText(ada, 'Oh, hello big world');
     assert.equal((await caretIn(bob, adaId)).at, 10, "someone else's text at Ada's caret goes after it");
     assert.equal(await ada.evaluate((sel) => document.querySelector(sel).selectionStart, textarea()), 10);
+
+    // Bob's caret moves forty times in half a second: at most ten updates a second go out.
+    const bobId = await bob.evaluate(() => window.weebsockets.editor.client);
+    const { last_seq: from } = await (await fetch(`${env.base}/api/doc/presence?since=0&limit=1`)).json();
+    const started = Date.now();
+    await bob.evaluate(async (sel) => {
+      const ta = document.querySelector(sel);
+      ta.focus();
+      for (let i = 0; i < 40; i++) {
+        ta.setSelectionRange(i % 15, i % 15);
+        ta.dispatchEvent(new MouseEvent('mouseup'));
+        await new Promise((resolve) => setTimeout(resolve, 12));
+      }
+    }, textarea());
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the last one, throttled, goes out
+    const seconds = (Date.now() - started) / 1000;
+    const { carets } = await (await fetch(`${env.base}/api/doc/presence?since=${from}&limit=500`)).json();
+    const sent = carets.filter((c) => c.client === bobId).length;
+    assert.ok(sent >= 2, `Bob's moves were published (${sent})`);
+    assert.ok(sent <= Math.ceil(seconds * 10) + 1, `${sent} updates in ${seconds.toFixed(2)} s: at most ten a second`);
 
     // Who is editing, over which transport.
     await bob.waitForFunction(() => document.querySelectorAll('#people .person').length >= 3, null, { timeout: 15_000 });
