@@ -6,11 +6,12 @@
 /// each one's words are whole and in their place — the emoji (two UTF-16
 /// units, one character) included; Ada's caret is still right after what
 /// she typed, although Bob's edit moved everything before it; and both
-/// badges say "in sync" at the server's newest revision.
+/// badges say "in sync" at the server's newest revision. And an editor whose
+/// tab is hidden stops reading, and catches up when it is shown again.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { putLab, serverAndBrowser, unexpectedProblems } from './helpers.mjs';
+import { putLab, serverAndBrowser, setHidden, unexpectedProblems } from './helpers.mjs';
 import { counter, editorText, openEditor, placeCaret, serverDoc, setDoc, textarea, waitText } from './doc_helpers.mjs';
 
 const env = serverAndBrowser();
@@ -65,3 +66,28 @@ for (const [adaVia, bobVia] of [
     }
   });
 }
+
+test('a hidden editor stops reading, and shown again catches up from its revision', { timeout: 60_000 }, async () => {
+  await setDoc(env.base, 'while you were away');
+  for (const via of ['interval', 'websocket']) {
+    const page = await openEditor(env.browser, `${env.base}/doc/${via}`, { name: 'ada' });
+    try {
+      await waitText(page, (await serverDoc(env.base)).text);
+      await setHidden(page, true);
+      await page.waitForSelector('#conn-state[data-tone="idle"]');
+      assert.equal(await page.evaluate(() => window.weebsockets.editor.engine.transport), null, `${via}: not reading`);
+      const { rev, text } = await serverDoc(env.base);
+      const res = await fetch(`${env.base}/api/doc/ops`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ client: `tab-away-${via}`, seq: 1, rev, op: [text.length, '!'], author: 'bob' }),
+      });
+      assert.equal(res.status, 201);
+      await setHidden(page, false);
+      await waitText(page, `${text}!`);
+      await page.waitForSelector(`[data-role="sync"][data-sync="ok"][data-rev="${rev + 1}"]`, { timeout: 20_000 });
+    } finally {
+      await page.context().close();
+    }
+  }
+});

@@ -96,7 +96,7 @@ export class Editor {
     document.addEventListener('selectionchange', () => {
       if (document.activeElement === this.textarea) moved();
     });
-    root.querySelector('[data-role="reload"]')?.addEventListener('click', () => this.reload('reloaded by hand', 0));
+    root.querySelector('[data-role="reload"]')?.addEventListener('click', () => this.reload('reloaded by hand', this.unsent()));
     summary?.subscribe((s) => this.checkSync(s));
     setInterval(() => {
       if (this.carets.expire()) this.drawCarets();
@@ -146,14 +146,20 @@ export class Editor {
   /** Another mode: the counters start again, and so does the editor. */
   setMode(mode) {
     if (!MODES[mode] || mode === this.modeName) return;
-    const unsent = this.engine && !this.engine.settled;
-    if (unsent) this.lost(1, 'switched modes with an edit still on its way: it may not have been stored');
+    const unsent = this.unsent();
+    if (unsent) this.lost(unsent, 'switched modes with edits still on their way: they may not have been stored');
     this.modeName = mode;
     this.counts = { fixed: 0, lost: 0 };
     this.sync = { state: 'pending' };
     this.showSync();
     this.showCounts();
     this.start();
+  }
+
+  /** Our edits the server has not stored yet (that a restart drops). */
+  unsent() {
+    if (!this.engine || this.engine.settled) return 0;
+    return this.engine.localOps()?.length ?? 1;
   }
 
   /** Starts over from the server's text; `lostEdits` of ours are dropped. */

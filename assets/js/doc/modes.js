@@ -126,6 +126,7 @@ export class SaveTheTextarea {
     this.aborter = new AbortController();
     this.host.meter.state(`polling GET /api/doc every ${this.host.every} ms`, 'ok');
     this.poll();
+    if (this.dirty && !this.saving) this.save(); // typed before a pause
   }
 
   stop() {
