@@ -1,7 +1,10 @@
 //! The classroom pages: the lesson's map (`/`), one chat page per transport
 //! (`/interval`, `/timeout`, `/longpoll`, `/websocket`, `/sse`), the
 //! WebSocket echo bench (`/websocket/echo`), all five side by side
-//! (`/compare`) and the teacher's dashboard (`/dashboard`).
+//! (`/compare`) and the teacher's dashboard (`/dashboard`); and the shared
+//! document's: one editor per transport (`/doc/interval`, …), five editors
+//! side by side (`/doc/compare`, where `/doc` leads) and the document's
+//! history (`/doc/history`).
 //!
 //! The server only renders the frame of each page (askama templates in
 //! `templates/`, autoescaped). Everything that moves — polling, sockets,
@@ -247,6 +250,47 @@ impl Frame {
     }
 }
 
+/// What the shared document's page over one transport reads and sends
+/// with: the same transport files as the chat, pointed at the document's
+/// log (`assets/js/transports/logs.js`).
+pub struct DocMode {
+    /// The transport's slug, as in [`MODES`].
+    pub slug: &'static str,
+    /// The endpoint its operations are read from.
+    pub reads: &'static str,
+    /// How its edits reach the server, in words.
+    pub sends: &'static str,
+}
+
+/// The document's five transports, in the lesson's order (as [`MODES`]).
+pub const DOC_MODES: [DocMode; 5] = [
+    DocMode {
+        slug: "interval",
+        reads: "GET /api/doc/ops",
+        sends: "POST /api/doc/ops",
+    },
+    DocMode {
+        slug: "timeout",
+        reads: "GET /api/doc/ops",
+        sends: "POST /api/doc/ops",
+    },
+    DocMode {
+        slug: "longpoll",
+        reads: "GET /api/doc/longpoll",
+        sends: "POST /api/doc/ops",
+    },
+    DocMode {
+        slug: "websocket",
+        reads: "GET /api/doc/ws (Upgrade)",
+        sends: "frames on the same socket",
+    },
+    DocMode {
+        slug: "sse",
+        reads: "GET /api/doc/events",
+        sends: "POST /api/doc/ops",
+    },
+];
+
 /// `/`
 #[derive(Template)]
 #[template(path = "index.html")]
@@ -307,6 +351,40 @@ struct DashboardPage {
     teacher_session: bool,
 }
 
+/// `/doc/interval`, `/doc/timeout`, `/doc/longpoll`, `/doc/websocket`, `/doc/sse`
+#[derive(Template)]
+#[template(path = "doc.html")]
+struct DocPage {
+    page: &'static str,
+    title: &'static str,
+    frame: Frame,
+    mode: &'static Mode,
+    doc_mode: &'static DocMode,
+    /// Position in the lesson (1-based).
+    number: usize,
+    previous: Option<&'static Mode>,
+    next: Option<&'static Mode>,
+}
+
+/// `/doc/compare`
+#[derive(Template)]
+#[template(path = "doc_compare.html")]
+struct DocComparePage {
+    page: &'static str,
+    title: &'static str,
+    frame: Frame,
+    modes: &'static [Mode],
+}
+
+/// `/doc/history`
+#[derive(Template)]
+#[template(path = "doc_history.html")]
+struct DocHistoryPage {
+    page: &'static str,
+    title: &'static str,
+    frame: Frame,
+}
+
 /// The friendly 404.
 #[derive(Template)]
 #[template(path = "not_found.html")]
@@ -341,6 +419,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/compare", read().to(compare))
             .route("/dashboard", read().to(dashboard))
             .route("/websocket/echo", read().to(echo))
+            // The document's pages, before `/doc/{mode}` claims every name.
+            .route("/doc", read().to(doc_home))
+            .route("/doc/compare", read().to(doc_compare))
+            .route("/doc/history", read().to(doc_history))
+            .route("/doc/{mode}", read().to(doc_mode))
             .route("/{mode}", read().to(mode))
             .default_service(web::to(not_found)),
     );
@@ -458,6 +541,61 @@ async fn dashboard(peer: Peer, state: web::Data<AppState>) -> HttpResponse {
     )
 }
 
+/// `/doc`: the document's projector view is where a class starts.
+async fn doc_home() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/doc/compare"))
+        .finish()
+}
+
+async fn doc_mode(
+    req: HttpRequest,
+    peer: Peer,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> HttpResponse {
+    let Some(number) = MODES.iter().position(|m| m.slug == slug.as_str()) else {
+        return not_found(req, peer, state).await;
+    };
+    let mode = &MODES[number];
+    html(
+        actix_web::http::StatusCode::OK,
+        &DocPage {
+            page: "doc",
+            title: "The shared document",
+            frame: Frame::of(&peer, &state),
+            mode,
+            doc_mode: &DOC_MODES[number],
+            number: number + 1,
+            previous: number.checked_sub(1).map(|i| &MODES[i]),
+            next: MODES.get(number + 1),
+        },
+    )
+}
+
+async fn doc_compare(peer: Peer, state: web::Data<AppState>) -> HttpResponse {
+    html(
+        actix_web::http::StatusCode::OK,
+        &DocComparePage {
+            page: "doc",
+            title: "The shared document, five ways",
+            frame: Frame::of(&peer, &state),
+            modes: &MODES,
+        },
+    )
+}
+
+async fn doc_history(peer: Peer, state: web::Data<AppState>) -> HttpResponse {
+    html(
+        actix_web::http::StatusCode::OK,
+        &DocHistoryPage {
+            page: "doc",
+            title: "The document's history",
+            frame: Frame::of(&peer, &state),
+        },
+    )
+}
+
 /// Any path nobody serves: an HTML page that points back to the lesson.
 async fn not_found(req: HttpRequest, peer: Peer, state: web::Data<AppState>) -> HttpResponse {
     html(
@@ -469,4 +607,17 @@ async fn not_found(req: HttpRequest, peer: Peer, state: web::Data<AppState>) -> 
             path: req.path(),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document's pages follow the lesson: one per chat mode, in its order.
+    #[test]
+    fn the_document_has_a_page_per_transport_in_the_lessons_order() {
+        let chat: Vec<_> = MODES.iter().map(|m| m.slug).collect();
+        let doc: Vec<_> = DOC_MODES.iter().map(|m| m.slug).collect();
+        assert_eq!(chat, doc);
+    }
 }

@@ -17,6 +17,8 @@
 //     to a request, so estimateRequestHead() writes out the ones Chromium
 //     sends (User-Agent, Accept-*, Sec-Fetch-*, …) and counts them.
 
+import { CHAT } from './transports/logs.js';
+
 /** Base of the exponential back-off: the first retry waits about this long. */
 export const BACKOFF_BASE_MS = 500;
 /** The back-off never grows past this: a class waiting for the network to
@@ -61,9 +63,9 @@ export class RequestError extends Error {
  * body, what the exchange cost on the wire (`wire`, a promise; see the top
  * of this file) and errors as RequestError (which carry `wire` too when the
  * server answered). `signal` cancels it; `timeoutMs` gives up on an answer
- * that never comes.
+ * that never comes; `keepalive` lets it finish after the page has gone.
  */
-export async function request(url, { method = 'GET', json, signal, timeoutMs, headers = {} } = {}) {
+export async function request(url, { method = 'GET', json, signal, timeoutMs, headers = {}, keepalive = false } = {}) {
   const signals = [signal, timeoutMs && AbortSignal.timeout(timeoutMs)].filter(Boolean);
   const sentHeaders = json === undefined ? headers : { 'Content-Type': 'application/json', ...headers };
   const payload = json === undefined ? undefined : JSON.stringify(json);
@@ -78,6 +80,8 @@ export async function request(url, { method = 'GET', json, signal, timeoutMs, he
       signal: signals.length ? AbortSignal.any(signals) : undefined,
       // Polls must never be answered from the browser's cache.
       cache: 'no-store',
+      // keepalive: the request outlives the page (a "goodbye" on pagehide).
+      keepalive,
     });
   } catch (err) {
     if (err.name === 'AbortError') throw err; // we cancelled it ourselves
@@ -297,16 +301,18 @@ export function sleep(ms, signal) {
  * history without downloading the whole log. Retries until it works, or
  * until `signal` aborts (the page started over, or was hidden): then it
  * rejects with the abort, and an old retry loop never outlives its page.
+ * `log` (transports/logs.js) is the chat's unless said: the document's
+ * pages start presence this way too.
  */
-export async function startingPoint({ keep = 50, onRetry, signal } = {}) {
+export async function startingPoint({ keep = 50, log = CHAT, onRetry, signal } = {}) {
   for (let attempt = 1; ; attempt += 1) {
     signal?.throwIfAborted();
     try {
-      const { body } = await request(`/api/messages?since=0&limit=1&client=${clientId}`, {
+      const { body } = await request(`${log.poll}?since=0&limit=1&client=${clientId}`, {
         signal,
         timeoutMs: 10_000,
       });
-      return Math.max(0, body.last_id - keep);
+      return Math.max(0, body[log.last] - keep);
     } catch (err) {
       if (err.name === 'AbortError') throw err;
       const wait = backoff(attempt, err.retryAfterMs);

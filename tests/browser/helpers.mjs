@@ -102,7 +102,7 @@ export function launchBrowser() {
  * of a test file; the returned object's `base` (the server's URL), `server`
  * and `browser` are set once the file's `before` hook has run.
  */
-export function serverAndBrowser(extraArgs = ['--post-rate', '0']) {
+export function serverAndBrowser(extraArgs = ['--post-rate', '0', '--post-rate-per-ip', '0']) {
   const env = { base: undefined, server: undefined, browser: undefined };
   before(async () => {
     env.server = await startServer(extraArgs);

@@ -4,6 +4,8 @@
 //     node screenshots.mjs [out-dir] [light|dark]
 //
 // Dark pictures get a -dark suffix; SHOTS=index,compare takes only those.
+// The shared document's are doc-*: /doc/compare just after the "EASY AS
+// 123" demo in each of the three modes, one editor's page, the history.
 //
 // It starts the server from $WEEBSOCKETS_BIN (default target/debug).
 
@@ -11,6 +13,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchBrowser, post, putLab, startServer, TOKEN } from './helpers.mjs';
+import { setDoc, waitEditing } from './doc_helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const out = path.resolve(process.argv[2] ?? path.join(here, '..', '..', 'docs', 'screenshots'));
@@ -103,6 +106,83 @@ try {
   }
   clearInterval(chatter);
   for (const c of others) await c.close();
+
+  // The shared document. Class notes in it, and two classmates editing on
+  // other transports (their carets, a selection, the list of who is there).
+  const notes = ['Notes: real-time on the web', 'setTimeout asks once at a time.', 'A socket stays open.'].join('\n');
+  const docShots = [
+    ['doc-compare-save', '/doc/compare?mode=save'],
+    ['doc-compare-no-transform', '/doc/compare?mode=no-transform'],
+    ['doc-compare-ot', '/doc/compare'],
+    ['doc-websocket', '/doc/websocket'],
+    ['doc-history', '/doc/history'],
+  ].filter(([name]) => !only || only.includes(name));
+  if (docShots.length) {
+    const classmates = [];
+    for (const [who, via] of [
+      ['grace', 'sse'],
+      ['linus', 'longpoll'],
+    ]) {
+      const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      await c.addInitScript((n) => localStorage.setItem('weebsockets.name', n), who);
+      const p = await c.newPage();
+      await p.goto(`${server.base}/doc/${via}`);
+      await waitEditing(p, '[data-editor="main"]');
+      classmates.push(p);
+    }
+    // Grace selects a word, Linus puts his caret after one, both above the
+    // demo's line (so their flags do not hide it); each time somewhere
+    // else, so that their flags show (a caret's flag shows for a moment
+    // after its owner moves it).
+    let round = 0;
+    const place = async () => {
+      const spots = round++ % 2 ? [['Notes', 'Notes'.length], ['socket', 0]] : [['real-time', 'real-time'.length], ['web', 0]];
+      for (const [i, p] of classmates.entries()) {
+        await p.evaluate(([word, len]) => {
+          const ta = document.querySelector('#main-text');
+          const at = ta.value.indexOf(word) + (len ? 0 : word.length);
+          ta.focus();
+          ta.setSelectionRange(at, at + len);
+          ta.dispatchEvent(new Event('select'));
+        }, spots[i]);
+      }
+    };
+    for (const [name, url] of docShots) {
+      if (name !== 'doc-history') await setDoc(server.base, notes, 'teacher');
+      const page = await context.newPage();
+      await page.goto(server.base + url);
+      if (name === 'doc-history') {
+        await page.waitForFunction(() => window.weebsockets?.shown >= 1);
+        // A revision from the middle of the last demo: Bob typing inside "AS".
+        const rev = await page.evaluate(() => window.weebsockets.ops.findLast((op) => op.op.includes('L'))?.rev);
+        if (rev) await page.evaluate((r) => window.weebsockets.show(r), rev);
+        await page.waitForTimeout(500);
+      } else {
+        await waitEditing(page);
+        await place();
+        await page.waitForFunction(() => document.querySelectorAll('.remote-selection').length > 0);
+        await page.click('#demo');
+        await page.waitForFunction(() => /the server’s: “/.test(document.querySelector('#demo-status').textContent), null, { timeout: 60_000 });
+        if (name !== 'doc-websocket') {
+          // Ada's and Bob's flags fade to dots (the result line says who
+          // is who); the classmates move, and theirs show. (On one
+          // editor's page, Bob's flag stays: he is right there.)
+          await page.waitForTimeout(3800);
+          await place();
+        }
+        // The mode switch, the demo's result and the editors in one picture.
+        await page.evaluate(() => {
+          const bar = document.querySelector('.topbar').getBoundingClientRect().height;
+          window.scrollTo(0, document.querySelector('.doc-modes').getBoundingClientRect().top + window.scrollY - bar - 12);
+        });
+        await page.waitForTimeout(700);
+      }
+      const file = scheme === 'dark' ? `${name}-dark.png` : `${name}.png`;
+      await page.screenshot({ path: path.join(out, file) });
+      await page.close();
+    }
+    for (const p of classmates) await p.context().close();
+  }
   console.log(`screenshots in ${out}`);
 } finally {
   await browser.close();

@@ -5,6 +5,8 @@
 //     GET /api/messages?since=<newest id I have>
 //
 // and the server answers at once, usually with {"messages":[], …}.
+// (The same file reads the shared document's operations, GET /api/doc/ops,
+// and its presence: the page passes `log`, see logs.js.)
 //
 // Read this file next to timeout.js. They are the same file except for one
 // spot, marked ▶ THE DIFFERENCE ◀ in run(): *when* the next request is sent.
@@ -15,14 +17,16 @@
 // on the page, turn on the lab's jitter, and watch it happen.
 
 import { backoff, clientId, request } from '../net.js';
+import { CHAT } from './logs.js';
 
 export class IntervalPoller {
-  constructor({ since, every = 1000, naive = false, probe, onMessages }) {
-    this.since = since; // cursor: the newest message id we have
+  constructor({ since, log = CHAT, every = 1000, naive = false, probe, onEntries, onMessages }) {
+    this.since = since; // cursor: the newest position we have (a message id, a rev…)
+    this.log = log; // which log, and its names on the wire (logs.js)
     this.every = every; // milliseconds between polls
     this.naive = naive; // beginner mode: trust whichever answer came last
     this.probe = probe; // the page's instruments and timeline
-    this.onMessages = onMessages; // where the messages go
+    this.onEntries = onEntries ?? onMessages; // where the entries go (the chat calls them messages)
     this.seq = 0; // our own request counter, sent as seq= for DevTools
     this.failures = 0; // failed retry cycles in a row, for the back-off
     this.cycle = 0; // numbers each run of polls; a failure ends the run
@@ -58,7 +62,7 @@ export class IntervalPoller {
   async poll() {
     const seq = ++this.seq;
     const cycle = this.cycle; // the run this request belongs to
-    const url = `/api/messages?since=${this.since}&transport=interval&seq=${seq}&client=${clientId}`;
+    const url = `${this.log.poll}?since=${this.since}&transport=interval&seq=${seq}&client=${clientId}`;
     const req = this.probe.request(seq);
     try {
       const { body, wire } = await request(url, { signal: this.aborter.signal, timeoutMs: 15_000 });
@@ -69,9 +73,10 @@ export class IntervalPoller {
         req.stale(wire);
         return false;
       }
-      req.answered(body.messages.length, wire);
+      const entries = body[this.log.entries];
+      req.answered(entries.length, wire);
       this.advance(body);
-      this.onMessages(body.messages);
+      this.onEntries(entries);
       this.recovered();
       return true;
     } catch (err) {
@@ -94,12 +99,12 @@ export class IntervalPoller {
       // The beginner's line: "the server says the newest id is last_id, so
       // that is where I am". The answer that ARRIVED last wins, even when it
       // is an old answer that was overtaken: the cursor can jump backwards.
-      this.since = page.last_id;
+      this.since = page[this.log.last];
     } else {
       // The careful line: only ever move forward, and only as far as the
-      // messages we actually received.
-      const last = page.messages.at(-1);
-      if (last) this.since = Math.max(this.since, last.id);
+      // entries we actually received.
+      const last = page[this.log.entries].at(-1);
+      if (last) this.since = Math.max(this.since, this.log.position(last));
     }
   }
 

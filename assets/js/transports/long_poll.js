@@ -10,21 +10,25 @@
 //
 // It needs nothing new from the browser — it is ordinary fetch() — but all
 // the care is ours: a request that never comes back, an error, a server
-// that is down. That is the loop below.
+// that is down. That is the loop below. (The shared document's operations
+// and presence are read the same way, from their own endpoints: the page
+// passes `log`, see logs.js.)
 
 import { backoff, clientId, request, sleep } from '../net.js';
+import { CHAT } from './logs.js';
 
 /** How much longer than the hold we wait before deciding the answer is lost
  * (a dead Wi-Fi does not always produce an error; sometimes just silence). */
 const ANSWER_GRACE_MS = 10_000;
 
 export class LongPoller {
-  constructor({ since, hold = 25, naive = false, probe, onMessages }) {
-    this.since = since; // cursor: the newest message id we have
+  constructor({ since, log = CHAT, hold = 25, naive = false, probe, onEntries, onMessages }) {
+    this.since = since; // cursor: the newest position we have (a message id, a rev…)
+    this.log = log; // which log, and its names on the wire (logs.js)
     this.hold = hold; // seconds the server may hold each request
     this.naive = naive; // beginner mode: trust the answer's last_id
     this.probe = probe; // the page's instruments and timeline
-    this.onMessages = onMessages; // where the messages go
+    this.onEntries = onEntries ?? onMessages; // where the entries go (the chat calls them messages)
     this.seq = 0; // our own request counter
     this.failures = 0; // failures in a row, for the back-off
     this.running = false;
@@ -50,7 +54,7 @@ export class LongPoller {
       const seq = ++this.seq;
       // seq= is ours, for DevTools (and to tell each request's timing apart);
       // the server ignores parameters it does not know.
-      const url = `/api/longpoll?since=${this.since}&timeout=${this.hold}&seq=${seq}&client=${clientId}`;
+      const url = `${this.log.longpoll}?since=${this.since}&timeout=${this.hold}&seq=${seq}&client=${clientId}`;
       const req = this.probe.request(seq, { held: true });
       this.probe.state('waiting for news (request held)', 'ok');
       try {
@@ -59,9 +63,10 @@ export class LongPoller {
           // The hold ran out with nothing new. Not an error: ask again.
           req.answered(0, answer.wire);
         } else {
-          req.answered(answer.body.messages.length, answer.wire);
+          const entries = answer.body[this.log.entries];
+          req.answered(entries.length, answer.wire);
           this.advance(answer.body);
-          this.onMessages(answer.body.messages);
+          this.onEntries(entries);
         }
         this.recovered();
       } catch (err) {
@@ -91,10 +96,10 @@ export class LongPoller {
     if (this.naive) {
       // The beginner's line. With one request at a time it happens to work
       // here — long polling answers can never overtake each other.
-      this.since = page.last_id;
+      this.since = page[this.log.last];
     } else {
-      const last = page.messages.at(-1);
-      if (last) this.since = Math.max(this.since, last.id);
+      const last = page[this.log.entries].at(-1);
+      if (last) this.since = Math.max(this.since, this.log.position(last));
     }
   }
 

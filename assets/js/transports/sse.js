@@ -21,21 +21,27 @@
 //
 // It is one-way: the page still sends with POST.
 //
+// The shared document's operations (`event: op`, GET /api/doc/events) and
+// presence (`event: presence`) come the same way; the page passes `log`
+// (logs.js), which says the stream's URL and its event's name.
+//
 // Bytes: each event is counted as the text the server wrote (the id:,
 // event: and data: lines) plus the chunked encoding's few bytes around
 // it; the response head once per stream, as Resource Timing counts heads.
 // (Keep-alive comments are invisible to the page, so they are not counted.)
 
 import { backoff, byteLength, clientId, estimateRequestHead, RESPONSE_HEAD_BYTES } from '../net.js';
+import { CHAT } from './logs.js';
 
 /** EventSource.readyState values, by name. */
 const STATES = ['CONNECTING', 'OPEN', 'CLOSED'];
 
 export class EventSourceClient {
-  constructor({ since, probe, onMessages, onReadyState }) {
-    this.since = since; // cursor: the newest message id we have
+  constructor({ since, log = CHAT, probe, onEntries, onMessages, onReadyState }) {
+    this.since = since; // cursor: the newest position we have (a message id, a rev…)
+    this.log = log; // which log, and its names on the wire (logs.js)
     this.probe = probe; // the page's instruments and timeline
-    this.onMessages = onMessages; // where the messages go
+    this.onEntries = onEntries ?? onMessages; // where the entries go (the chat calls them messages)
     this.onReadyState = onReadyState ?? (() => {});
     this.source = null;
     this.running = false;
@@ -63,7 +69,7 @@ export class EventSourceClient {
   connect() {
     // `since` only matters for this first request; when the browser
     // reconnects by itself it sends Last-Event-ID, which the server prefers.
-    const source = new EventSource(`/api/events?since=${this.since}&client=${clientId}`);
+    const source = new EventSource(`${this.log.events}?since=${this.since}&client=${clientId}`);
     this.source = source;
     let connection = this.probe.connection();
     this.connection = connection;
@@ -84,13 +90,14 @@ export class EventSourceClient {
       this.showReadyState();
     });
 
-    // "event: message" — one chat message per event. event.lastEventId is
-    // the id: line, which the browser will send back when it reconnects.
-    source.addEventListener('message', (event) => {
-      const message = JSON.parse(event.data);
+    // "event: message" — one chat message per event ("event: op" for the
+    // document). event.lastEventId is the id: line, which the browser will
+    // send back when it reconnects.
+    source.addEventListener(this.log.event, (event) => {
+      const entry = JSON.parse(event.data);
       this.probe.frame('in', eventBytes(event), 1);
-      this.since = Math.max(this.since, message.id);
-      this.onMessages([message]);
+      this.since = Math.max(this.since, this.log.position(entry));
+      this.onEntries([entry]);
     });
 
     source.addEventListener('error', () => {

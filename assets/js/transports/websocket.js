@@ -25,12 +25,18 @@
 // we open a new one after a back-off, with since=<last id we saw>, and the
 // server resends exactly what we missed.
 //
+// The same file reads the shared document (GET /api/doc/ws: `op` frames,
+// and the editor sends its edits as frames) and its presence: the page
+// passes `log` (logs.js), which says where the socket is and what an
+// entry's frame is called.
+//
 // Bytes: a frame costs its payload plus a 2–14 byte header — 2 for a short
 // frame from the server, 4 from 126 bytes, 10 from 64 KiB, and 4 more
 // (the mask key) on every frame the browser sends. The handshake is one
 // HTTP request and a 101 answer, once per connection.
 
 import { backoff, byteLength, clientId, estimateRequestHead, RESPONSE_HEAD_BYTES } from '../net.js';
+import { CHAT } from './logs.js';
 
 /** What a WebSocket close code means (RFC 6455 §7.4, and ours). */
 export const CLOSE_MEANINGS = {
@@ -45,15 +51,17 @@ export const CLOSE_MEANINGS = {
   1013: 'try again later',
 };
 
-/** How long we wait for the server to acknowledge a sent message. */
+/** How long we wait for the server to acknowledge a sent frame. */
 const ACK_TIMEOUT_MS = 10_000;
 
 export class WebSocketClient {
-  constructor({ since, probe, onMessages, onUrl }) {
-    this.since = since; // cursor: the newest message id we have
+  constructor({ since, log = CHAT, probe, onEntries, onMessages, onUrl, onOpen }) {
+    this.since = since; // cursor: the newest position we have (a message id, a rev…)
+    this.log = log; // which log, and its names on the wire (logs.js)
     this.probe = probe; // the page's instruments and timeline
-    this.onMessages = onMessages; // where the messages go
+    this.onEntries = onEntries ?? onMessages; // where the entries go (the chat calls them messages)
     this.onUrl = onUrl; // told the ws:// (or wss://) URL it connects to
+    this.onOpen = onOpen; // told each time a connection opens (an editor resends then)
     this.socket = null;
     this.running = false;
     this.failures = 0; // connection attempts in a row that failed
@@ -76,7 +84,7 @@ export class WebSocketClient {
 
   connect() {
     // Same host and port as the page; ws: for http:, wss: for https:.
-    const url = new URL(`/api/ws?since=${this.since}&client=${clientId}`, location.href);
+    const url = new URL(`${this.log.ws}?since=${this.since}&client=${clientId}`, location.href);
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     this.probe.state('connecting…', 'wait');
     this.onUrl?.(url.href);
@@ -96,16 +104,19 @@ export class WebSocketClient {
       this.probe.state('open', 'ok');
       if (this.failures > 0) this.probe.log(`reconnected after ${this.failures} failed attempt(s)`, 'ok');
       this.failures = 0;
+      this.onOpen?.();
     });
 
     // 3. RECEIVE — every frame from the server is one "message" event.
     socket.addEventListener('message', (event) => {
       const frame = JSON.parse(event.data);
-      this.probe.frame('in', frameBytes(event.data, false), frame.type === 'message' ? 1 : 0);
-      this.probe.event('receive', summarise(frame));
-      if (frame.type === 'message') {
-        this.since = Math.max(this.since, frame.message.id);
-        this.onMessages([frame.message]);
+      const isEntry = frame.type === this.log.event; // 'message', 'op', 'presence'
+      this.probe.frame('in', frameBytes(event.data, false), isEntry ? 1 : 0);
+      this.probe.event('receive', summarise(frame, this.log));
+      if (isEntry) {
+        const entry = this.log.unwrap(frame);
+        this.since = Math.max(this.since, this.log.position(entry));
+        this.onEntries([entry]);
       } else if (frame.type === 'ack' || frame.type === 'error') {
         this.settle(frame);
       }
@@ -154,18 +165,39 @@ export class WebSocketClient {
    * new connection), the server answers with the message it already has.
    */
   send(author, text, key) {
+    const fields = key ? { author, text, key } : { author, text };
+    return this.submit({ type: 'send', ...fields }).then((ack) => ack.id);
+  }
+
+  /**
+   * Any frame that the server answers (a chat `send`, a document `op`):
+   * numbered with a `ref`, which the server's `ack` (or `error`) echoes.
+   * Resolves to the ack frame.
+   */
+  submit(fields) {
     if (this.socket?.readyState !== WebSocket.OPEN) {
-      return Promise.reject(new Error('not connected — try again when the socket is open'));
+      return Promise.reject(Object.assign(new Error('not connected — try again when the socket is open'), { code: 'not_connected' }));
     }
     const ref = `c-${++this.refs}`;
-    const frame = JSON.stringify(key ? { type: 'send', ref, author, text, key } : { type: 'send', ref, author, text });
+    const frame = JSON.stringify({ type: fields.type, ref, ...fields });
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.settle({ type: 'error', ref, error: 'no acknowledgement in time' }), ACK_TIMEOUT_MS);
+      const timer = setTimeout(() => this.settle({ type: 'error', ref, error: 'no acknowledgement in time', code: 'timeout' }), ACK_TIMEOUT_MS);
       this.pending.set(ref, { resolve, reject, timer });
       this.socket.send(frame);
       this.probe.frame('out', frameBytes(frame, true), 0);
-      this.probe.event('send', `send ${ref}`);
+      this.probe.event('send', `${fields.type} ${ref}`);
     });
+  }
+
+  /** A frame the server does not answer (a caret on the presence socket).
+   * Returns false when the socket is not open: the frame was not sent. */
+  tell(fields) {
+    if (this.socket?.readyState !== WebSocket.OPEN) return false;
+    const frame = JSON.stringify(fields);
+    this.socket.send(frame);
+    this.probe.frame('out', frameBytes(frame, true), 0);
+    this.probe.event('send', fields.type);
+    return true;
   }
 
   /** An ack or error frame answers one of our sends (matched by ref). */
@@ -177,23 +209,24 @@ export class WebSocketClient {
     }
     this.pending.delete(frame.ref);
     clearTimeout(waiting.timer);
-    if (frame.type === 'ack') waiting.resolve(frame.id);
+    if (frame.type === 'ack') waiting.resolve(frame);
     else waiting.reject(Object.assign(new Error(frame.error), { code: frame.code, retryAfterMs: frame.retry_after_ms }));
   }
 
   failAll(reason) {
-    for (const ref of [...this.pending.keys()]) this.settle({ type: 'error', ref, error: reason });
+    for (const ref of [...this.pending.keys()]) this.settle({ type: 'error', ref, error: reason, code: 'closed' });
   }
 }
 
-function summarise(frame) {
+function summarise(frame, log) {
   switch (frame.type) {
     case 'welcome':
-      return `welcome (newest id #${frame.last_id})`;
-    case 'message':
-      return `message #${frame.message.id}`;
+      return `welcome (newest ${log.label(frame[log.last])})`;
+    case log.event:
+      return `${log.event} ${log.label(log.position(log.unwrap(frame)))}`;
     case 'ack':
-      return `ack ${frame.ref} → #${frame.id}`;
+      // The chat's ack says the message's id; the document's, the rev.
+      return `ack ${frame.ref} → ${log.label(frame.id ?? frame.rev)}`;
     default:
       return `${frame.type}${frame.code ? ` ${frame.code}` : ''}`;
   }
