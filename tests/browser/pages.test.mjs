@@ -147,6 +147,16 @@ test('the dashboard unlocks the lab with the token and changes it', async () => 
 
   // The chart and the table fill from /api/stats.
   await page.waitForFunction(() => document.querySelector('[data-kpi="uptime"]').textContent !== '–');
+
+  // The document's revisions show too: one edit, and the tile counts it.
+  const edit = await fetch(`${env.base}/api/doc/ops`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ client: 'dashboard-test', seq: 1, rev: 0, op: ['hello'] }),
+  });
+  assert.equal(edit.status, 201);
+  const { rev } = await edit.json();
+  await page.waitForFunction((r) => document.querySelector('[data-kpi="last_rev"]').textContent === String(r), rev);
   await page.context().close();
 });
 

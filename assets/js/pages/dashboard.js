@@ -123,9 +123,15 @@ function show(stats) {
   const sum = (field) => all.reduce((total, x) => total + (x[field] ?? 0), 0);
   kpi('last_id', formatCount(stats.room.last_id));
   kpi('posted', formatCount(stats.room.messages_posted));
-  kpi('open', formatCount(t.websocket.open + t.sse.open + t.longpoll.open));
-  kpi('held', formatCount(t.longpoll.open));
-  kpi('held_max', formatCount(t.longpoll.open_max));
+  // Connections of every log: the chat's, the document's and its
+  // presence's (a document editor holds two: its edits and the carets).
+  const logs = [t, stats.doc?.transports, stats.doc?.presence].filter(Boolean);
+  const across = (transport, field) => logs.reduce((total, l) => total + (l[transport]?.[field] ?? 0), 0);
+  kpi('open', formatCount(across('websocket', 'open') + across('sse', 'open') + across('longpoll', 'open')));
+  kpi('held', formatCount(across('longpoll', 'open')));
+  kpi('held_max', formatCount(across('longpoll', 'open_max')));
+  kpi('last_rev', formatCount(stats.doc?.last_rev ?? 0));
+  kpi('ops', formatCount(stats.doc?.ops_received ?? 0));
   kpi('bytes', formatBytes(sum('bytes_sent')));
   const answers = sum('requests');
   kpi('empty_pct', answers ? `${Math.round((100 * sum('empty_responses')) / answers)}%` : '0%');
