@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 OUT=${OUT:-target/bench/compare-doc-$(date +%Y%m%d-%H%M%S)}
-ALL_TARGETS="replay class-30 class-200 class-transports idle-ws idle-longpoll"
+ALL_TARGETS="replay class-30 class-200 class-transports idle-ws idle-longpoll idle-ws-chat idle-longpoll-chat"
 TARGETS=${TARGETS:-$ALL_TARGETS}
 SERVERS=${SERVERS:-weebsockets sharedb}
 mkdir -p "$OUT"
