@@ -233,6 +233,9 @@ struct EditorEnd {
     /// Per-delivery latencies (this editor receiving others' keystrokes
     /// typed in the window), µs.
     samples: Vec<u64>,
+    /// Own submissions sent in the window: time until they came back in
+    /// the log (the server's commit and one delivery), µs.
+    round_trips: Vec<u64>,
     typed_in_window: usize,
     failed: Option<String>,
 }
@@ -346,6 +349,7 @@ pub async fn class(env: &Env, spec: &ClassSpec) -> Result<Value, String> {
     let mut wrong_paragraphs = 0;
     let mut failures = Vec::new();
     let mut samples = Vec::new();
+    let mut round_trips = Vec::new();
     let mut typed = 0;
     for (e, end) in ends.iter().enumerate() {
         let Some(end) = end else {
@@ -369,6 +373,7 @@ pub async fn class(env: &Env, spec: &ClassSpec) -> Result<Value, String> {
             wrong_paragraphs += 1;
         }
         samples.extend_from_slice(&end.samples);
+        round_trips.extend_from_slice(&end.round_trips);
         typed += end.typed_in_window;
     }
     // Keystroke to every editor, for keystrokes typed in the window.
@@ -389,6 +394,7 @@ pub async fn class(env: &Env, spec: &ClassSpec) -> Result<Value, String> {
     }
     let every_editor = Percentiles::of(&mut every);
     let each = Percentiles::of(&mut samples);
+    let round_trip = Percentiles::of(&mut round_trips);
     let traffic = traffic1 - traffic0;
     let per_keystroke = |x: u64| round(x as f64 / typed.max(1) as f64);
     let lost = missing + wrong_paragraphs as u64;
@@ -405,8 +411,15 @@ pub async fn class(env: &Env, spec: &ClassSpec) -> Result<Value, String> {
         per_keystroke(traffic.read + traffic.written)
     );
     println!(
-        "  keystroke to every editor p50 {:.1} ms, p95 {:.1}, p99 {:.1}, max {:.1}; to each editor p50 {:.1}, p99 {:.1}",
-        every_editor.p50, every_editor.p95, every_editor.p99, every_editor.max, each.p50, each.p99
+        "  keystroke to every editor p50 {:.1} ms, p95 {:.1}, p99 {:.1}, max {:.1}; to each editor p50 {:.1}, p99 {:.1}; own op back in the log p50 {:.1}, p99 {:.1}",
+        every_editor.p50,
+        every_editor.p95,
+        every_editor.p99,
+        every_editor.max,
+        each.p50,
+        each.p99,
+        round_trip.p50,
+        round_trip.p99
     );
     println!(
         "  end: {} after {drain_s:.1} s; {diverged} editors differ from the server, {wrong_paragraphs} paragraphs wrong, {missing} keystroke deliveries missing; {transformed} of {acked} submissions transformed",
@@ -426,6 +439,7 @@ pub async fn class(env: &Env, spec: &ClassSpec) -> Result<Value, String> {
         "bytes_per_keystroke": per_keystroke(traffic.read + traffic.written),
         "bytes_per_keystroke_per_editor": round(per_keystroke(traffic.read + traffic.written) / n as f64),
         "every_editor": every_editor.json(), "each_editor": each.json(),
+        "own_op_back": round_trip.json(),
         "settled": settled, "drain_s": round(drain_s), "diverged": diverged,
         "wrong_paragraphs": wrong_paragraphs, "missing_deliveries": missing, "lost": lost,
         "submissions": acked, "transformed": transformed,
@@ -590,6 +604,7 @@ async fn editor(
         start,
         paragraph: String::new(),
         samples: Vec::new(),
+        round_trips: Vec::new(),
         typed_in_window: 0,
         failed: None,
     };
@@ -647,6 +662,8 @@ async fn editor(
     // When the next keystroke is due (µs); None before the start and
     // after the end of typing.
     let mut next_key: Option<u64> = None;
+    // When the operation in flight was sent, µs.
+    let mut sent_at = 0u64;
     let mut in_window: Option<(u64, u64)> = None;
     let mut permit = permit;
 
@@ -688,6 +705,7 @@ async fn editor(
                 }
                 match client.edit(whole) {
                     Ok(Some(sub)) => {
+                        sent_at = now;
                         if let Err(err) = submit(&class, e, typed, &sub, &mut outbox).await {
                             end.failed = Some(err);
                             break;
@@ -719,10 +737,18 @@ async fn editor(
                     Incoming::Op(stored) => stored,
                 };
                 let in_flight_rev = client.resend().map(|s| s.rev);
+                let sent = sent_at;
                 match client.receive(&stored) {
                     Ok(Received::Duplicate) => {}
                     Ok(Received::Acknowledged { send }) => {
                         class.acknowledged.fetch_add(1, Relaxed);
+                        let now = now_us();
+                        if let Some((from, until)) = in_window
+                            && (from..until).contains(&sent)
+                        {
+                            end.round_trips.push(now - sent);
+                        }
+                        sent_at = now;
                         if in_flight_rev.is_some_and(|r| stored.rev > r + 1) {
                             class.transformed.fetch_add(1, Relaxed);
                         }
