@@ -55,7 +55,7 @@ trap stop_server EXIT INT TERM
 wait_for_url() {
   local log=$1
   for _ in $(seq 150); do
-    URL=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$log" | head -1 || true)
+    URL=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$log" 2>/dev/null | head -1 || true)
     if [ -n "$URL" ]; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; return 1; }
     sleep 0.1
