@@ -60,10 +60,6 @@ pub struct Feed<E, F> {
     latest: watch::Receiver<u64>,
     /// Frames read but not yet written, in order.
     pending: VecDeque<Waiting<F>>,
-    /// Places kept for replies still being worked on (a WebSocket's acks
-    /// while their operations are committed): counted as taken, so that
-    /// entries read from the log meanwhile cannot use them up.
-    reserved: usize,
     delay: OrderedDelay,
     /// When a frame was last queued: an idle stream's keep-alive is due a
     /// while after this.
@@ -96,7 +92,6 @@ impl<E: Entry, F> Feed<E, F> {
             caught_up: false,
             latest,
             pending: VecDeque::new(),
-            reserved: 0,
             delay: OrderedDelay::default(),
             last_queued: Instant::now(),
             frame,
@@ -117,24 +112,7 @@ impl<E: Entry, F> Feed<E, F> {
 
     /// True while another frame fits.
     pub fn has_room(&self) -> bool {
-        self.pending.len() + self.reserved < MAX_PENDING
-    }
-
-    /// Keeps a place for a reply that will be ready later (see
-    /// [`push_reserved`](Feed::push_reserved)). Returns false — and keeps
-    /// nothing — when the feed is full.
-    pub fn reserve(&mut self) -> bool {
-        if !self.has_room() {
-            return false;
-        }
-        self.reserved += 1;
-        true
-    }
-
-    /// Queues a reply in a place kept by [`reserve`](Feed::reserve).
-    pub fn push_reserved(&mut self, frame: F) {
-        self.reserved = self.reserved.saturating_sub(1);
-        self.queue(frame, false);
+        self.pending.len() < MAX_PENDING
     }
 
     /// When a frame (entry or control) was last queued. Counted from the
@@ -168,7 +146,7 @@ impl<E: Entry, F> Feed<E, F> {
     /// Reads the next entries past the cursor into the pending queue, as
     /// many as fit.
     pub async fn fill(&mut self) -> Result<(), StoreError> {
-        let room_for = MAX_PENDING.saturating_sub(self.pending.len() + self.reserved);
+        let room_for = MAX_PENDING.saturating_sub(self.pending.len());
         if self.caught_up || room_for == 0 {
             return Ok(());
         }

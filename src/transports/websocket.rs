@@ -9,9 +9,7 @@
 //!    moment it exists: no request, no headers, a few bytes of framing.
 //! 3. **receive** — the client sends frames on the same connection; each is
 //!    handed to the log's [`Topic::on_frame`] (the chat stores a `send` and
-//!    answers `ack`) and the reply goes back on the same connection. Frames
-//!    sent back to back are worked on together and answered in order
-//!    ([`MAX_IN_FLIGHT`]), so they share the store's commits.
+//!    answers `ack`) and the reply goes back on the same connection.
 //! 4. **close** — either side may close with a code: 1000 normal, 1001 the
 //!    server is going away, 1008 the session it was opened with ended
 //!    (signed out), 1009 a frame was too big, 1013 "try again later" (the
@@ -32,10 +30,6 @@
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
-
-use futures_util::StreamExt;
-use futures_util::future::LocalBoxFuture;
-use futures_util::stream::FuturesOrdered;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{
@@ -129,8 +123,7 @@ pub async fn websocket<T: Topic>(
         state: state.into_inner(),
         session: accepted.session,
         last_heard: Instant::now(),
-        peer: Arc::new(peer),
-        replies: FuturesOrdered::new(),
+        peer,
     };
     actix_web::rt::spawn(connection.run(accepted.stream, accepted.slot));
     Ok(accepted.response)
@@ -222,33 +215,8 @@ struct Connection<T: Topic> {
     /// drops peers silent for longer than `--ws-timeout-ms`.
     last_heard: Instant,
     /// Who is on the other end, for the limits.
-    peer: Arc<Peer>,
-    /// Replies to the client's frames that are still being worked on (an
-    /// edit waiting for its commit), oldest first; each has a place kept in
-    /// the feed. See [`MAX_IN_FLIGHT`].
-    replies: FuturesOrdered<LocalBoxFuture<'static, Result<String, String>>>,
+    peer: Peer,
 }
-
-/// Most frames of one client handled at once. An editor that sends edit k
-/// against revision k − 1 without waiting for k − 1's `ack` (it is allowed
-/// to, when it is the only writer) would otherwise wait for one commit per
-/// frame: one fsync each, ~5,000 edits a second at best. Handled together,
-/// the frames reach the writer back to back and share its commits (group
-/// commit), and their replies still go out in the order the frames came.
-///
-/// Order matters: edit k names the revision edit k − 1 will get, so k − 1
-/// must reach the writer first. It does: a frame's handling runs up to its
-/// hand-over to the writer the first time it is polled (the writer's
-/// `try_send`, before any `.await`), and `FuturesOrdered` polls newly added
-/// futures for the first time in the order they were added.
-///
-/// As many as the feed has places for (each reply's place is kept when its
-/// frame is read): enough that the writer commits one batch while the next
-/// one gathers. With 32, one connection's edits waited for each commit to
-/// end before the next batch could start (`doc replay` of seph-blog1, same
-/// machine and minute: 18,805 and 9,377 edits/s with 32 against 30,550 and
-/// 21,813 with 64).
-pub const MAX_IN_FLIGHT: usize = crate::transports::feed::MAX_PENDING;
 
 impl<T: Topic> Connection<T> {
     async fn run(mut self, mut stream: AggregatedMessageStream, _slot: ConnectionGuard) {
@@ -290,10 +258,9 @@ impl<T: Topic> Connection<T> {
                 _ = &mut session_ended => break close(CloseCode::Policy, "your session ended: sign in again"),
 
                 // receive: a frame from the client — but only while a reply
-                // fits in the feed and fewer than MAX_IN_FLIGHT are being
-                // worked on. A client that sends faster than it reads is
-                // left to TCP's back-pressure.
-                frame = stream.recv(), if self.feed.has_room() && self.replies.len() < MAX_IN_FLIGHT => match frame {
+                // fits in the feed. A client that sends faster than it reads
+                // is left to TCP's back-pressure.
+                frame = stream.recv(), if self.feed.has_room() => match frame {
                     Some(Ok(frame)) => {
                         self.last_heard = Instant::now();
                         if let ControlFlow::Break(ending) = self.on_frame(frame).await {
@@ -303,11 +270,6 @@ impl<T: Topic> Connection<T> {
                     Some(Err(err)) => break ending_for(err),
                     None => break Ending::Drop,
                 },
-
-                // A reply is ready (the oldest first): queue it in its place.
-                Some(reply) = self.replies.next(), if !self.replies.is_empty() => {
-                    self.reply(reply);
-                }
 
                 // Heartbeat: ping, or give up on a peer that stopped answering.
                 _ = heartbeat.tick() => {
@@ -357,31 +319,24 @@ impl<T: Topic> Connection<T> {
     async fn on_frame(&mut self, frame: AggregatedMessage) -> ControlFlow<Ending> {
         match frame {
             AggregatedMessage::Text(text) => {
-                let (topic, state, peer) = (
-                    Arc::clone(&self.topic),
-                    Arc::clone(&self.state),
-                    Arc::clone(&self.peer),
-                );
-                self.handle(Box::pin(async move {
-                    match serde_json::from_str::<serde_json::Value>(&text) {
-                        Ok(value) => {
-                            // Echoed in the reply, so the client can match it.
-                            let reference = value.get("ref").cloned();
-                            topic
-                                .on_frame(&state, &peer, value)
-                                .await
-                                .map_err(|err| error_frame(reference, &err))
-                        }
-                        Err(e) => {
-                            let err = ApiError::BadJson(format!("invalid JSON frame: {e}"));
-                            Err(error_frame(None, &err))
-                        }
+                let reply = match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(value) => {
+                        // Echoed in the reply, so the client can match it.
+                        let reference = value.get("ref").cloned();
+                        self.topic
+                            .on_frame(&self.state, &self.peer, value)
+                            .await
+                            .map_err(|err| error_frame(reference, &err))
                     }
-                }));
+                    Err(e) => {
+                        let err = ApiError::BadJson(format!("invalid JSON frame: {e}"));
+                        Err(error_frame(None, &err))
+                    }
+                };
+                self.reply(reply);
             }
             AggregatedMessage::Binary(_) => {
-                let refused = Err(error_frame(None, &ApiError::BinaryNotSupported));
-                self.handle(Box::pin(std::future::ready(refused)));
+                self.reply(Err(error_frame(None, &ApiError::BinaryNotSupported)));
             }
             AggregatedMessage::Ping(payload) => {
                 if let Err(ending) = write_within(&self.state, self.session.pong(&payload)).await {
@@ -402,16 +357,9 @@ impl<T: Topic> Connection<T> {
 }
 
 impl<T: Topic> Connection<T> {
-    /// Starts working on a client's frame: its reply gets a place in the
-    /// feed now (there is one: frames are only read while the feed has
-    /// room) and goes there, in order, once ready.
-    fn handle(&mut self, reply: LocalBoxFuture<'static, Result<String, String>>) {
-        self.feed.reserve();
-        self.replies.push_back(reply);
-    }
-
-    /// Queues the reply to a client's frame in its kept place: an ack, or
-    /// an error frame (which the stats count).
+    /// Queues the reply to a client's frame: an ack, or an error frame
+    /// (which the stats count). There is room: frames are only read while
+    /// the feed has some.
     fn reply(&mut self, reply: Result<String, String>) {
         let frame = reply.unwrap_or_else(|error| {
             self.topic
@@ -420,7 +368,7 @@ impl<T: Topic> Connection<T> {
                 .refused_frame();
             error
         });
-        self.feed.push_reserved(frame.into());
+        self.feed.push(frame.into());
     }
 }
 
