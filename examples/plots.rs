@@ -11,6 +11,9 @@
 //! - `latency_vs_interval.svg`: mean delivery latency against the poll
 //!   interval (`browsers` runs with several `--interval-ms`): polling pays
 //!   about half an interval, the push transports do not care.
+//! - `doc_keystroke_latency.svg` (from `doc class` lines): a keystroke's
+//!   time until every other editor has it, per transport and server: the
+//!   median as a dot, a bar up to p99, a tick at p95.
 //!
 //! Only plotters' SVG backend is compiled in; text is laid out with its
 //! built-in font metrics, so no font files are needed.
@@ -46,13 +49,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .position(|a| a == "--label")
         .and_then(|i| args.get(i + 1));
-    let lines: Vec<Value> = std::fs::read_to_string(input)?
+    let all: Vec<Value> = std::fs::read_to_string(input)?
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|v: &Value| v["mode"] == "browsers")
-        .filter(|v| label.is_none_or(|l| v["label"] == l.as_str()))
+        .filter(|v: &Value| label.is_none_or(|l| v["label"] == l.as_str()))
         .collect();
     std::fs::create_dir_all(dir)?;
+    let doc: Vec<&Value> = all.iter().filter(|v| v["mode"] == "doc-class").collect();
+    if !doc.is_empty() {
+        let path = format!("{dir}/doc_keystroke_latency.svg");
+        draw_doc_latency(&path, &doc)?;
+        println!("wrote {path}");
+    }
+    let lines: Vec<Value> = all
+        .into_iter()
+        .filter(|v| v["mode"] == "browsers")
+        .collect();
+    if lines.is_empty() {
+        return Ok(());
+    }
 
     // Requests/s against clients, at the most common interval.
     let interval = most_common(&lines, "interval_ms");
@@ -310,4 +325,129 @@ fn dashed(points: &[(f64, f64)], color: RGBColor) -> Vec<PathElement<(f64, f64)>
         }
     }
     out
+}
+
+/// Servers in the document plot, and their colours.
+const SERVERS: [(&str, RGBColor); 2] = [
+    ("weebsockets", RGBColor(133, 153, 0)),
+    ("sharedb", RGBColor(211, 54, 130)),
+];
+
+/// `doc class` results: per transport (x) and server (side by side), the
+/// keystroke-to-every-editor latency — p50 a dot, p95 a tick, a bar to
+/// p99 — on a log scale (polling's second and push's milliseconds). Runs
+/// of the same transport and server are summarised by their medians.
+fn draw_doc_latency(path: &str, lines: &[&Value]) -> Result<(), Box<dyn std::error::Error>> {
+    let transports: Vec<&str> = STRATEGIES.iter().map(|(name, _, _)| *name).collect();
+    let median = |mut v: Vec<f64>| -> Option<f64> {
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    };
+    // One class size and typing rate: the one most lines have.
+    let mut shapes = BTreeMap::<(u64, String), usize>::new();
+    for v in lines {
+        let shape = (v["editors"].as_u64().unwrap_or(0), v["rate"].to_string());
+        *shapes.entry(shape).or_default() += 1;
+    }
+    let (editors, rate) = shapes
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(shape, _)| shape)
+        .unwrap_or_default();
+    let rate_value: Value = serde_json::from_str(&rate).unwrap_or_default();
+    // (transport index, server index) → (p50, p95, p99).
+    let mut points: BTreeMap<(usize, usize), (f64, f64, f64)> = BTreeMap::new();
+    for (t, transport) in transports.iter().enumerate() {
+        for (s, (server, _)) in SERVERS.iter().enumerate() {
+            let runs: Vec<&&Value> = lines
+                .iter()
+                .filter(|v| v["transport"] == *transport && v["label"] == *server)
+                .filter(|v| v["editors"].as_u64() == Some(editors) && v["rate"] == rate_value)
+                .collect();
+            let get =
+                |p: &str| median(runs.iter().filter_map(|v| v.pointer(p)?.as_f64()).collect());
+            if let (Some(a), Some(b), Some(c)) = (
+                get("/every_editor/p50_ms"),
+                get("/every_editor/p95_ms"),
+                get("/every_editor/p99_ms"),
+            ) {
+                points.insert((t, s), (a, b, c));
+            }
+        }
+    }
+    let y_max = points.values().fold(1.0f64, |a, p| a.max(p.2)) * 2.0;
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Keystroke to every editor, {editors} editors at {rate} keystrokes/s (log scale)"
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(
+            -0.5..(transports.len() as f64 - 0.5),
+            (LOG_FLOOR..y_max).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("transport (dot: median, tick: p95, bar top: p99)")
+        .y_desc("ms")
+        .x_labels(transports.len())
+        .x_label_formatter(&|x: &f64| {
+            let i = x.round();
+            if (x - i).abs() < 0.01 && i >= 0.0 {
+                transports.get(i as usize).copied().unwrap_or("").to_owned()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|v: &f64| {
+            if *v < 1.0 {
+                format!("{v:.1}")
+            } else {
+                format!("{v:.0}")
+            }
+        })
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    for (s, (server, color)) in SERVERS.iter().enumerate() {
+        let color = *color;
+        let dx = (s as f64 - 0.5) * 0.3;
+        let floor = |y: f64| y.max(LOG_FLOOR);
+        let mut first = true;
+        for ((t, _), &(p50, p95, p99)) in points.iter().filter(|((_, si), _)| *si == s) {
+            let x = *t as f64 + dx;
+            let bar = chart.draw_series(std::iter::once(PathElement::new(
+                vec![(x, floor(p50)), (x, floor(p99))],
+                color.mix(0.6).stroke_width(6),
+            )))?;
+            if first {
+                bar.label(*server).legend(move |(lx, ly)| {
+                    PathElement::new(vec![(lx, ly), (lx + 18, ly)], color.stroke_width(6))
+                });
+                first = false;
+            }
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(x - 0.06, floor(p95)), (x + 0.06, floor(p95))],
+                color.stroke_width(2),
+            )))?;
+            chart.draw_series(std::iter::once(Circle::new(
+                (x, floor(p50)),
+                5,
+                color.filled(),
+            )))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }

@@ -16,6 +16,8 @@
 //!   ([`targets`]).
 //! - `report` — medians of repeated runs and one server against another
 //!   ([`report`]).
+//! - `doc …` — the shared document: a class typing, a trace replayed, the
+//!   two-person trace, idle editors ([`doc`]).
 //!
 //! Results go to stdout as tables and, with `--json FILE`, as JSON lines
 //! (one per scenario); progress goes to stderr. Every scenario has a hard
@@ -23,6 +25,9 @@
 
 mod browsers;
 mod clients;
+mod concurrent;
+mod doc;
+mod editors;
 mod measure;
 mod report;
 mod tally;
@@ -151,6 +156,11 @@ enum Mode {
         kind: Kind,
         #[arg(long, default_value_t = 10_000)]
         clients: usize,
+    },
+    /// The shared document: editors, trace replays, idle editors.
+    Doc {
+        #[command(subcommand)]
+        mode: doc::DocMode,
     },
     /// Medians per scenario and server from JSON lines, and their ratios.
     Report {
@@ -337,6 +347,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let budget = Duration::from_secs_f64(60.0 + clients as f64 / 50.0);
             let r = deadline(budget, targets::idle_memory(&env, kind, clients)).await?;
             out.write(&env, r)?;
+        }
+        Mode::Doc { mode } => {
+            for r in doc::run(&env, mode, cli.teacher_token.as_deref()).await? {
+                out.write(&env, r)?;
+            }
         }
         Mode::Report { .. } => unreachable!("handled before the runtime starts"),
     }
