@@ -81,6 +81,10 @@ pub struct Feed<E: Entry, F> {
     read_in_flight: bool,
     /// Frames read but not yet written, in order.
     pending: VecDeque<Waiting<F>>,
+    /// Places kept for replies still being worked on (a WebSocket's acks
+    /// while their edits are committed): counted as taken, so that entries
+    /// read from the log meanwhile cannot use them up.
+    reserved: usize,
     delay: OrderedDelay,
     /// Wakes the connection when the first waiting frame comes due; made
     /// the first time the lab delays a frame.
@@ -119,6 +123,7 @@ impl<E: Entry, F> Feed<E, F> {
             reading: None,
             read_in_flight: false,
             pending: VecDeque::new(),
+            reserved: 0,
             delay: OrderedDelay::default(),
             timer: None,
             last_queued: Instant::now(),
@@ -140,7 +145,30 @@ impl<E: Entry, F> Feed<E, F> {
 
     /// True while another frame fits.
     pub fn has_room(&self) -> bool {
-        self.pending.len() < MAX_PENDING
+        self.pending.len() + self.reserved < MAX_PENDING
+    }
+
+    /// Keeps a place for a reply that will be ready later, so that it
+    /// fits whatever the log delivers meanwhile. Returns false — and keeps
+    /// nothing — when the feed is full.
+    pub fn reserve(&mut self) -> bool {
+        if !self.has_room() {
+            return false;
+        }
+        self.reserved += 1;
+        true
+    }
+
+    /// Queues a reply in a place kept by [`reserve`](Feed::reserve).
+    pub fn push_reserved(&mut self, frame: F) {
+        self.release();
+        self.queue(frame, false);
+    }
+
+    /// Gives back a kept place whose reply turned out to be nothing (a
+    /// presence frame is not answered).
+    pub fn release(&mut self) {
+        self.reserved = self.reserved.saturating_sub(1);
     }
 
     /// When a frame (entry or control) was last queued. Counted from the
@@ -220,7 +248,7 @@ impl<E: Entry, F> Feed<E, F> {
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Slice<E>, StoreError>> {
         if !self.read_in_flight {
             let (log, since) = (self.log.clone(), self.cursor);
-            let room = MAX_PENDING - self.pending.len();
+            let room = MAX_PENDING - self.pending.len() - self.reserved;
             let read = async move { log.read_since(since, room).await };
             match &mut self.reading {
                 Some(reading) => reading.set(read),

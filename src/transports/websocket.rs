@@ -9,7 +9,9 @@
 //!    moment it exists: no request, no headers, a few bytes of framing.
 //! 3. **receive** — the client sends frames on the same connection; each is
 //!    handed to the log's [`Topic::on_frame`] (the chat stores a `send` and
-//!    answers `ack`) and the reply goes back on the same connection.
+//!    answers `ack`) and the reply goes back on the same connection. Frames
+//!    sent back to back are worked on together and answered in the order
+//!    they came ([`MAX_IN_FLIGHT`]), so they share the store's commits.
 //! 4. **close** — either side may close with a code: 1000 normal, 1001 the
 //!    server is going away, 1008 the session it was opened with ended
 //!    (signed out), 1009 a frame was too big, 1013 "try again later" (the
@@ -64,7 +66,8 @@ use actix_ws::{
 };
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use futures_util::Stream;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Interval};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -243,11 +246,11 @@ struct Connection<T: Topic> {
     feed: Feed<T::Entry, ByteString>,
     /// Frames from the client.
     incoming: Incoming,
-    /// The reply to the client's last frame, while the log's owner works
-    /// on it (the chat: until the message is stored); `None` inside when
-    /// the frame needs no answer. One at a time: the next frame is read once
-    /// this one is answered.
-    reply: Option<Pin<Box<dyn Future<Output = Option<String>>>>>,
+    /// Replies to the client's frames while the log's owner works on them
+    /// (the chat: until the message is stored), oldest first; `None` inside
+    /// when a frame needs no answer. Each has a place kept in the feed. At
+    /// most [`MAX_IN_FLIGHT`].
+    replies: FuturesOrdered<Reply>,
     /// Pings the client every `--ws-ping-ms`.
     heartbeat: Interval,
     /// When the client last sent anything (a pong counts): the heartbeat
@@ -271,6 +274,28 @@ struct Connection<T: Topic> {
     /// The connection's slot, freed when actix drops the body.
     _slot: ConnectionGuard,
 }
+
+/// The reply to one frame of the client, once it is ready.
+type Reply = Pin<Box<dyn Future<Output = Option<String>>>>;
+
+/// Most frames of one client worked on at once. An editor that sends edit
+/// k against revision k − 1 without waiting for k − 1's `ack` (it may, when
+/// it is the only writer), or a page that sends three chat lines in a row,
+/// would otherwise wait for one commit per frame — one `fsync` each. Worked
+/// on together, the frames reach the writer back to back and share its
+/// commits (group commit, `store.rs`); their replies still go out in the
+/// order the frames came (`FuturesOrdered`).
+///
+/// Order matters for more than the replies: edit k names the revision edit
+/// k − 1 will get, so k − 1 must reach the writer first. It does, because
+/// a frame's handling is polled once the moment it is read (see
+/// [`Connection::work_on`]), and everything up to its hand-over to the
+/// writer (the writer's `try_send`) runs before its first `.await`.
+///
+/// As many as the feed has places for: enough that the writer commits one
+/// batch while the next one gathers (`docs/benchmarks.md`, "The document":
+/// 32 left one connection's edits waiting for each commit to end).
+pub const MAX_IN_FLIGHT: usize = crate::transports::feed::MAX_PENDING;
 
 /// Bytes one poll of a connection gathers before handing them to actix,
 /// which copies them into its write buffer (32 KiB).
@@ -307,7 +332,7 @@ impl<T: Topic> Connection<T> {
         Connection {
             incoming: Incoming::new(payload, topic.max_frame_bytes(&state)),
             session_ended: peer.session_ended(&state),
-            reply: None,
+            replies: FuturesOrdered::new(),
             heartbeat,
             last_heard: Instant::now(),
             closing: Box::pin(state.closing()),
@@ -351,24 +376,20 @@ impl<T: Topic> Connection<T> {
         }
         loop {
             let mut progress = false;
-            // The reply to the client's frame, once the log's owner has it.
-            if let Some(reply) = &mut self.reply
-                && let Poll::Ready(frame) = reply.as_mut().poll(cx)
-            {
-                self.reply = None;
-                if let Some(frame) = frame {
-                    self.feed.push(frame.into());
-                }
+            // Replies to the client's frames, oldest first, into the places
+            // kept for them.
+            while let Poll::Ready(Some(reply)) = self.replies.poll_next_unpin(cx) {
+                self.answer(reply);
                 progress = true;
             }
             // receive: a frame from the client — but only while its reply
             // fits in the feed. A client that sends faster than it reads is
             // left to TCP's back-pressure.
-            if self.reply.is_none() && self.feed.has_room() && out.len() < BATCH {
+            if self.replies.len() < MAX_IN_FLIGHT && self.feed.has_room() && out.len() < BATCH {
                 match Pin::new(&mut self.incoming).poll_next(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
                         self.last_heard = Instant::now();
-                        self.on_frame(frame, out)?;
+                        self.on_frame(frame, cx, out)?;
                         progress = true;
                     }
                     Poll::Ready(Some(Err(err))) => return ControlFlow::Break(ending_for(err)),
@@ -416,7 +437,12 @@ impl<T: Topic> Connection<T> {
     }
 
     /// Handles one frame from the client; pongs go straight into `out`.
-    fn on_frame(&mut self, frame: AggregatedMessage, out: &mut BytesMut) -> ControlFlow<Ending> {
+    fn on_frame(
+        &mut self,
+        frame: AggregatedMessage,
+        cx: &mut Context<'_>,
+        out: &mut BytesMut,
+    ) -> ControlFlow<Ending> {
         match frame {
             AggregatedMessage::Text(text) => {
                 match serde_json::from_str::<serde_json::Value>(&text) {
@@ -428,24 +454,27 @@ impl<T: Topic> Connection<T> {
                             Arc::clone(&self.state),
                             self.peer.clone(),
                         );
-                        self.reply = Some(Box::pin(async move {
-                            match topic.on_frame(&state, &peer, value).await {
-                                Ok(reply) => reply,
-                                Err(err) => {
-                                    topic.stats(&state).of(Via::Websocket).refused_frame();
-                                    Some(error_frame(reference, &err))
+                        self.work_on(
+                            cx,
+                            Box::pin(async move {
+                                match topic.on_frame(&state, &peer, value).await {
+                                    Ok(reply) => reply,
+                                    Err(err) => {
+                                        topic.stats(&state).of(Via::Websocket).refused_frame();
+                                        Some(error_frame(reference, &err))
+                                    }
                                 }
-                            }
-                        }));
+                            }),
+                        );
                     }
                     Err(e) => {
                         let err = ApiError::BadJson(format!("invalid JSON frame: {e}"));
-                        self.refuse(error_frame(None, &err));
+                        self.refuse(cx, error_frame(None, &err));
                     }
                 }
             }
             AggregatedMessage::Binary(_) => {
-                self.refuse(error_frame(None, &ApiError::BinaryNotSupported));
+                self.refuse(cx, error_frame(None, &ApiError::BinaryNotSupported));
             }
             AggregatedMessage::Ping(payload) => encode(Message::Pong(payload), out),
             AggregatedMessage::Pong(_) => {}
@@ -460,14 +489,43 @@ impl<T: Topic> Connection<T> {
         ControlFlow::Continue(())
     }
 
-    /// Queues an error frame (which the stats count). There is room: frames
-    /// are only read while the feed has some.
-    fn refuse(&mut self, frame: String) {
+    /// Starts working on a client's frame: its reply gets a place in the
+    /// feed now (there is one: frames are only read while the feed has
+    /// room) and goes there, after the replies to earlier frames, once
+    /// ready.
+    ///
+    /// Polled once here, at once, so that frames reach the log's owner in
+    /// the order they came: `FuturesOrdered` keeps the order of the
+    /// *results*, but not, on its own terms, the order in which it first
+    /// polls what it holds.
+    fn work_on(&mut self, cx: &mut Context<'_>, mut reply: Reply) {
+        self.feed.reserve();
+        match reply.as_mut().poll(cx) {
+            // Nothing before it waits: answered now.
+            Poll::Ready(frame) if self.replies.is_empty() => self.answer(frame),
+            // Ready, but behind replies still worked on: it waits its turn.
+            Poll::Ready(frame) => self.replies.push_back(Box::pin(std::future::ready(frame))),
+            Poll::Pending => self.replies.push_back(reply),
+        }
+    }
+
+    /// Puts a reply in the place kept for it (or gives the place back when
+    /// the frame needs no answer).
+    fn answer(&mut self, frame: Option<String>) {
+        match frame {
+            Some(frame) => self.feed.push_reserved(frame.into()),
+            None => self.feed.release(),
+        }
+    }
+
+    /// Answers a frame that could not be read with an error (which the
+    /// stats count), in its turn.
+    fn refuse(&mut self, cx: &mut Context<'_>, frame: String) {
         self.topic
             .stats(&self.state)
             .of(Via::Websocket)
             .refused_frame();
-        self.feed.push(frame.into());
+        self.work_on(cx, Box::pin(std::future::ready(Some(frame))));
     }
 }
 
