@@ -853,8 +853,10 @@ impl OpWriter {
     }
 
     /// Stores the whole text every [`SNAPSHOT_EVERY`] revisions, so that a
-    /// restart replays at most that many operations. A failed snapshot only
-    /// costs a longer replay; it is logged and tried again later.
+    /// restart replays at most that many operations (plus one batch: the
+    /// snapshot is taken at the end of the commit that gets there, which may
+    /// hold up to `MAX_BATCH` edits). A failed snapshot only costs a longer
+    /// replay; it is logged and tried again later.
     fn snapshot_if_due(&mut self, conn: &Connection) {
         let rev = self.next_rev - 1;
         if rev < self.snapshot_rev + SNAPSHOT_EVERY {
