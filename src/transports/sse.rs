@@ -27,7 +27,7 @@
 //! # The stream is the response body
 //!
 //! No task or channel of our own: the response's body is an
-//! [`EventStream`] that actix polls for bytes whenever it can write, and
+//! `EventStream` that actix polls for bytes whenever it can write, and
 //! each poll hands back the events whose time has come — each entry's
 //! pre-encoded event, as it is, without a copy. The log's watch wakes
 //! actix's connection task, which polls the body, which reads the log by

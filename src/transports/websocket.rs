@@ -21,7 +21,7 @@
 //!
 //! After the `101`, actix keeps running the connection's task: it reads
 //! the socket into the request's payload and writes the response's body to
-//! the socket. The room's socket *is* that body: a [`Connection`] that
+//! the socket. The room's socket *is* that body: a `Connection` that
 //! actix polls for bytes whenever it can write. Each poll does what a
 //! `select!` loop would, without a task of its own:
 //!
@@ -106,7 +106,7 @@ fn admit(req: &HttpRequest, state: &AppState) -> Result<ConnectionGuard, ApiErro
 }
 
 /// Accepting a WebSocket written through actix-ws's `Session` (the echo
-/// socket): [`admit`], then the handshake.
+/// socket): `admit`, then the handshake.
 pub fn accept(
     req: &HttpRequest,
     body: web::Payload,
@@ -289,7 +289,7 @@ type Reply = Pin<Box<dyn Future<Output = Option<String>>>>;
 /// Order matters for more than the replies: edit k names the revision edit
 /// k − 1 will get, so k − 1 must reach the writer first. It does, because
 /// a frame's handling is polled once the moment it is read (see
-/// [`Connection::work_on`]), and everything up to its hand-over to the
+/// `Connection::work_on`), and everything up to its hand-over to the
 /// writer (the writer's `try_send`) runs before its first `.await`.
 ///
 /// As many as the feed has places for: enough that the writer commits one
