@@ -7,13 +7,12 @@
 //! | `doc replay` | one editor replaying a recorded trace over WebSocket as fast as the server acknowledges: acknowledged edits per second |
 //! | `doc concurrent` | the two-person trace `friendsforever` through the real server, two editors, the lab's latency between them ([`crate::concurrent`]) |
 //! | `doc idle` | server memory per idle document (or chat) WebSocket or held long poll |
-//! | `doc report` | medians per scenario and server of the JSON lines, and their ratios |
+//! | `doc report` | medians per scenario and server of the JSON lines, and their ratios: the same as `loadgen report` ([`crate::report`]), which knows the document's figures too |
 //!
 //! The traces are Joseph Gentle's `editing-traces` (CC BY 4.0), in
 //! `tests/data/traces/`; their loader is shared with the tests
 //! (`tests/common/traces.rs`).
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -238,7 +237,7 @@ pub async fn run(env: &Env, mode: DocMode, token: Option<&str>) -> Result<Vec<Va
             Ok(vec![r])
         }
         DocMode::Report { files, baseline } => {
-            report(&files, baseline.as_deref())?;
+            crate::report::report(&files, baseline.as_deref())?;
             Ok(Vec::new())
         }
     }
@@ -843,151 +842,4 @@ fn anonymous_kib(pid: &str) -> Option<u64> {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
     let line = rollup.lines().find(|l| l.starts_with("Anonymous:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-// ---------------------------------------------------------------------------
-// doc report
-// ---------------------------------------------------------------------------
-
-/// The headline figures of each document mode: (name, JSON pointer,
-/// higher is better).
-fn figures(mode: &str) -> &'static [(&'static str, &'static str, bool)] {
-    match mode {
-        "doc-class" => &[
-            ("requests/keystroke", "/requests_per_keystroke", false),
-            ("bytes/keystroke", "/bytes_per_keystroke", false),
-            ("every editor p50 ms", "/every_editor/p50_ms", false),
-            ("every editor p99 ms", "/every_editor/p99_ms", false),
-            ("every editor max ms", "/every_editor/max_ms", false),
-            ("server CPU s", "/usage/server_cpu_s", false),
-            ("server peak RSS MiB", "/server_peak_rss_mib", false),
-            ("lost", "/lost", false),
-            ("diverged", "/diverged", false),
-        ],
-        "doc-replay" => &[
-            ("acked edits/s", "/edits_per_s", true),
-            ("ack p99 ms", "/ack/p99_ms", false),
-            ("server CPU µs/edit", "/server_cpu_us_per_edit", false),
-        ],
-        "doc-concurrent" => &[
-            ("seconds", "/seconds", false),
-            ("transformed %", "/transformed_pct", true),
-            (
-                "server CPU µs/submission",
-                "/server_cpu_us_per_submission",
-                false,
-            ),
-            ("differing chars", "/differing_chars", false),
-        ],
-        "doc-idle" => &[
-            ("KiB/connection", "/kib_per_connection", false),
-            ("anon KiB/connection", "/anon_kib_per_connection", false),
-        ],
-        _ => &[],
-    }
-}
-
-/// What makes two lines the same scenario.
-fn scenario(line: &Value) -> String {
-    let mode = line["mode"].as_str().unwrap_or("?");
-    let keys: &[&str] = match mode {
-        "doc-class" => &["transport", "editors", "rate", "typing", "lab_latency_ms"],
-        "doc-replay" => &["trace", "window", "watchers"],
-        "doc-concurrent" => &["trace", "lab_latency_ms"],
-        "doc-idle" => &["topic", "kind", "clients"],
-        _ => &[],
-    };
-    let mut out = mode.to_owned();
-    for key in keys {
-        let v = &line[*key];
-        out.push(' ');
-        out.push_str(key);
-        out.push('=');
-        out.push_str(&v.as_str().map_or_else(|| v.to_string(), str::to_owned));
-    }
-    out
-}
-
-/// Prints the median of each figure per scenario and server, and each
-/// server's ratio to the baseline.
-fn report(files: &[PathBuf], baseline: Option<&str>) -> Result<(), String> {
-    let mut lines = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            lines.push(serde_json::from_str::<Value>(line).map_err(|e| e.to_string())?);
-        }
-    }
-    type Values = BTreeMap<String, Vec<f64>>;
-    let mut table: BTreeMap<String, BTreeMap<&str, Values>> = BTreeMap::new();
-    let mut labels: Vec<String> = Vec::new();
-    for line in &lines {
-        let mode = line["mode"].as_str().unwrap_or("?");
-        if figures(mode).is_empty() {
-            continue;
-        }
-        let label = line["label"].as_str().unwrap_or("?").to_owned();
-        if !labels.contains(&label) {
-            labels.push(label.clone());
-        }
-        let row = table.entry(scenario(line)).or_default();
-        for (name, pointer, _) in figures(mode) {
-            if let Some(x) = line.pointer(pointer).and_then(Value::as_f64) {
-                row.entry(name)
-                    .or_default()
-                    .entry(label.clone())
-                    .or_default()
-                    .push(x);
-            }
-        }
-    }
-    let baseline = baseline
-        .map(str::to_owned)
-        .or_else(|| labels.last().cloned())
-        .unwrap_or_default();
-    let others: Vec<&String> = labels.iter().filter(|l| **l != baseline).collect();
-    print!("{:<72} {:<26}", "scenario", "figure (median)");
-    for label in &others {
-        print!(" {label:>12}");
-    }
-    print!(" {baseline:>12}");
-    for label in &others {
-        print!(" {:>14}", format!("{label}/{baseline}"));
-    }
-    println!();
-    for (scenario, row) in &table {
-        let mode = scenario.split(' ').next().unwrap_or("");
-        for (name, _, higher_better) in figures(mode) {
-            let Some(by_label) = row.get(name) else {
-                continue;
-            };
-            let med = |label: &str| {
-                by_label
-                    .get(label)
-                    .cloned()
-                    .and_then(|mut v| crate::report::median(&mut v))
-            };
-            let base = med(&baseline);
-            print!("{scenario:<72} {name:<26}");
-            let mut ratios = Vec::new();
-            for label in &others {
-                let m = med(label);
-                print!(" {:>12}", m.map_or("—".into(), |x| format!("{x:.2}")));
-                ratios.push(match (m, base) {
-                    (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
-                    _ => "—".into(),
-                });
-            }
-            print!(" {:>12}", base.map_or("—".into(), |x| format!("{x:.2}")));
-            for r in ratios {
-                print!(" {r:>14}");
-            }
-            let runs = by_label.values().map(Vec::len).max().unwrap_or(0);
-            println!(
-                "  ({} better, n={runs})",
-                if *higher_better { "higher" } else { "lower" }
-            );
-        }
-    }
-    Ok(())
 }

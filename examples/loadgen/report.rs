@@ -50,6 +50,37 @@ fn figures(mode: &str) -> &'static [(&'static str, &'static str, bool)] {
             ("all connected ms", "/all_connected_ms", false),
             ("listen overflows", "/listen_overflows", false),
         ],
+        // The shared document (`loadgen doc …`).
+        "doc-class" => &[
+            ("requests/keystroke", "/requests_per_keystroke", false),
+            ("bytes/keystroke", "/bytes_per_keystroke", false),
+            ("every editor p50 ms", "/every_editor/p50_ms", false),
+            ("every editor p99 ms", "/every_editor/p99_ms", false),
+            ("every editor max ms", "/every_editor/max_ms", false),
+            ("server CPU s", "/usage/server_cpu_s", false),
+            ("server peak RSS MiB", "/server_peak_rss_mib", false),
+            ("lost", "/lost", false),
+            ("diverged", "/diverged", false),
+        ],
+        "doc-replay" => &[
+            ("acked edits/s", "/edits_per_s", true),
+            ("ack p99 ms", "/ack/p99_ms", false),
+            ("server CPU µs/edit", "/server_cpu_us_per_edit", false),
+        ],
+        "doc-concurrent" => &[
+            ("seconds", "/seconds", false),
+            ("transformed %", "/transformed_pct", true),
+            (
+                "server CPU µs/submission",
+                "/server_cpu_us_per_submission",
+                false,
+            ),
+            ("differing chars", "/differing_chars", false),
+        ],
+        "doc-idle" => &[
+            ("KiB/connection", "/kib_per_connection", false),
+            ("anon KiB/connection", "/anon_kib_per_connection", false),
+        ],
         _ => &[],
     }
 }
@@ -69,6 +100,10 @@ fn scenario(line: &Value) -> String {
         "fanout" => &["kind", "clients", "messages"],
         "idle-memory" => &["kind", "clients"],
         "connect-burst" => &["clients", "at_once"],
+        "doc-class" => &["transport", "editors", "rate", "typing", "lab_latency_ms"],
+        "doc-replay" => &["trace", "window", "watchers"],
+        "doc-concurrent" => &["trace", "lab_latency_ms"],
+        "doc-idle" => &["topic", "kind", "clients"],
         _ => &[],
     };
     let mut out = mode.to_owned();
@@ -109,11 +144,14 @@ pub fn report(files: &[std::path::PathBuf], baseline: Option<&str>) -> Result<()
     let mut table: BTreeMap<String, BTreeMap<&str, Values>> = BTreeMap::new();
     let mut labels: Vec<String> = Vec::new();
     for line in &lines {
+        let mode = line["mode"].as_str().unwrap_or("?");
+        if figures(mode).is_empty() {
+            continue;
+        }
         let label = line["label"].as_str().unwrap_or("?").to_owned();
         if !labels.contains(&label) {
             labels.push(label.clone());
         }
-        let mode = line["mode"].as_str().unwrap_or("?");
         let row = table.entry(scenario(line)).or_default();
         for (name, pointer, _) in figures(mode) {
             if let Some(x) = line.pointer(pointer).and_then(Value::as_f64) {
@@ -130,7 +168,16 @@ pub fn report(files: &[std::path::PathBuf], baseline: Option<&str>) -> Result<()
         .or_else(|| labels.last().cloned())
         .unwrap_or_default();
     let others: Vec<&String> = labels.iter().filter(|l| **l != baseline).collect();
-    print!("{:<58} {:<20}", "scenario", "figure (median)");
+    // Columns as wide as the longest scenario and figure name.
+    let width = table.keys().map(|s| s.chars().count()).max().unwrap_or(0);
+    let name_width = table
+        .keys()
+        .flat_map(|s| figures(s.split(' ').next().unwrap_or("")))
+        .map(|(name, _, _)| name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("figure (median)".len());
+    print!("{:<width$} {:<name_width$}", "scenario", "figure (median)");
     for label in &others {
         print!(" {label:>12}");
     }
@@ -152,7 +199,7 @@ pub fn report(files: &[std::path::PathBuf], baseline: Option<&str>) -> Result<()
                     .and_then(|mut v| median(&mut v))
             };
             let base = med(&baseline);
-            print!("{scenario:<58} {name:<20}");
+            print!("{scenario:<width$} {name:<name_width$}");
             let mut ratios = Vec::new();
             for label in &others {
                 let m = med(label);
