@@ -584,14 +584,21 @@ async fn sse_stream(
 
 /// The `data:` of an SSE event block whose `event:` is `message`.
 fn message_data(block: &str) -> Option<&str> {
-    let mut is_message = false;
+    event_data(block, "message")
+}
+
+/// The `data:` of an SSE event block whose `event:` is `event` (the chat's
+/// `message`, the document's `op`); `None` for other blocks (a keep-alive
+/// comment, a `retry:`).
+pub fn event_data<'a>(block: &'a str, event: &str) -> Option<&'a str> {
+    let mut is_it = false;
     let mut data = None;
     for line in block.lines() {
         if let Some(value) = line.strip_prefix("event:") {
-            is_message = value.trim() == "message";
+            is_it = value.trim() == event;
         } else if let Some(value) = line.strip_prefix("data:") {
             data = Some(value.strip_prefix(' ').unwrap_or(value));
         }
     }
-    data.filter(|_| is_message)
+    data.filter(|_| is_it)
 }

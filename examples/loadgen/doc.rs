@@ -398,31 +398,7 @@ pub async fn all_ops(target: &Target, since: u64) -> Result<Vec<StoredJson>, Str
 
 /// `PUT /api/lab` with the teacher token: latency only.
 pub async fn set_lab(env: &Env, token: Option<&str>, latency_ms: u64) -> Result<(), String> {
-    let token = token.ok_or("the lab needs --teacher-token")?;
-    let meter = Arc::new(Meter::default());
-    let mut conn = HttpConn::open(&env.target, &meter)
-        .await
-        .map_err(|e| e.to_string())?;
-    let body = format!(r#"{{"latency_ms":{latency_ms},"jitter_ms":0}}"#);
-    let auth = format!("Authorization: Bearer {token}\r\n");
-    let req = request(
-        "PUT",
-        &env.target,
-        "/api/lab",
-        Headers::Minimal,
-        &auth,
-        Some(&body),
-    );
-    let r = conn.roundtrip(&req).await.map_err(|e| e.to_string())?;
-    if r.status != 200 {
-        return Err(format!(
-            "PUT /api/lab: status {}: {}",
-            r.status,
-            String::from_utf8_lossy(&r.body)
-        ));
-    }
-    eprintln!("lab: latency {latency_ms} ms");
-    Ok(())
+    crate::set_lab(env, token, (latency_ms, 0)).await
 }
 
 /// CPU seconds of one named thread of a process (`/proc/<pid>/task/*/comm`),

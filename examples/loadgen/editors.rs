@@ -1174,16 +1174,7 @@ async fn sse_stream(
 
 /// The `data:` of an SSE event block whose `event:` is `op`.
 fn op_data(block: &str) -> Option<&str> {
-    let mut is_op = false;
-    let mut data = None;
-    for line in block.lines() {
-        if let Some(value) = line.strip_prefix("event:") {
-            is_op = value.trim() == "op";
-        } else if let Some(value) = line.strip_prefix("data:") {
-            data = Some(value.strip_prefix(' ').unwrap_or(value));
-        }
-    }
-    data.filter(|_| is_op)
+    crate::clients::event_data(block, "op")
 }
 
 // ---------------------------------------------------------------------------

@@ -418,7 +418,7 @@ impl Output {
 }
 
 /// `PUT /api/lab` with the teacher token.
-async fn set_lab(
+pub async fn set_lab(
     env: &Env,
     token: Option<&str>,
     (latency, jitter): (u64, u64),
