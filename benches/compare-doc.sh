@@ -14,11 +14,12 @@
 # end, `loadgen doc report` prints the median of each figure per server and
 # the ratio Weebsockets / peer.
 #
-# `concurrent` (the two-person trace with 500 ms of lab latency) takes tens
-# of minutes per server: it waits for the latency whenever one person needs
+# `concurrent` (the two-person trace with 500 ms of lab latency) takes about 70
+# minutes per server: it waits for the latency whenever one person needs
 # what the other typed. It writes the stored operations out, and
 # `concurrent-control` replays them on a fresh server by one editor (none
-# transformed), for the CPU an edit costs with and without transformation.
+# transformed); benches/paced-edits.py compares paced edits with and without
+# transformation (docs/benchmarks.md, "Two people at once").
 #
 # Results: $OUT/results.jsonl (one JSON line per measurement), $OUT/*.log.
 set -euo pipefail
