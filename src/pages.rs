@@ -309,12 +309,36 @@ struct ModePage {
     title: &'static str,
     frame: Frame,
     mode: &'static Mode,
-    /// Position in the lesson (1-based), for "previous / next".
+    /// Where it stands in the lesson, for "mode N of 5" and "previous / next".
+    place: Place,
+    /// The naive code next to the real module (the setInterval page).
+    code: Option<&'static CodePair>,
+}
+
+/// A mode's place in the lesson (the order of [`MODES`]): the chat's and
+/// the document's page of a mode both say "mode N of 5" and link to the
+/// modes before and after it.
+struct Place {
+    /// Index into [`MODES`] (and [`DOC_MODES`]).
+    index: usize,
+    /// 1-based, for people.
     number: usize,
     previous: Option<&'static Mode>,
     next: Option<&'static Mode>,
-    /// The naive code next to the real module (the setInterval page).
-    code: Option<&'static CodePair>,
+}
+
+impl Place {
+    /// The mode whose slug is `slug`, if there is one.
+    fn of(slug: &str) -> Option<(&'static Mode, Place)> {
+        let index = MODES.iter().position(|m| m.slug == slug)?;
+        let place = Place {
+            index,
+            number: index + 1,
+            previous: index.checked_sub(1).map(|i| &MODES[i]),
+            next: MODES.get(index + 1),
+        };
+        Some((&MODES[index], place))
+    }
 }
 
 /// `/websocket/echo`
@@ -360,10 +384,8 @@ struct DocPage {
     frame: Frame,
     mode: &'static Mode,
     doc_mode: &'static DocMode,
-    /// Position in the lesson (1-based).
-    number: usize,
-    previous: Option<&'static Mode>,
-    next: Option<&'static Mode>,
+    /// Where it stands in the lesson.
+    place: Place,
 }
 
 /// `/doc/compare`
@@ -483,10 +505,9 @@ async fn mode(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> HttpResponse {
-    let Some(number) = MODES.iter().position(|m| m.slug == slug.as_str()) else {
+    let Some((mode, place)) = Place::of(&slug) else {
         return not_found(req, peer, state).await;
     };
-    let mode = &MODES[number];
     html(
         actix_web::http::StatusCode::OK,
         &ModePage {
@@ -494,9 +515,7 @@ async fn mode(
             title: mode.name,
             frame: Frame::of(&peer, &state),
             mode,
-            number: number + 1,
-            previous: number.checked_sub(1).map(|i| &MODES[i]),
-            next: MODES.get(number + 1),
+            place,
             code: (mode.slug == "interval").then_some(&INTERVAL_CODE),
         },
     )
@@ -554,10 +573,9 @@ async fn doc_mode(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> HttpResponse {
-    let Some(number) = MODES.iter().position(|m| m.slug == slug.as_str()) else {
+    let Some((mode, place)) = Place::of(&slug) else {
         return not_found(req, peer, state).await;
     };
-    let mode = &MODES[number];
     html(
         actix_web::http::StatusCode::OK,
         &DocPage {
@@ -565,10 +583,8 @@ async fn doc_mode(
             title: "The shared document",
             frame: Frame::of(&peer, &state),
             mode,
-            doc_mode: &DOC_MODES[number],
-            number: number + 1,
-            previous: number.checked_sub(1).map(|i| &MODES[i]),
-            next: MODES.get(number + 1),
+            doc_mode: &DOC_MODES[place.index],
+            place,
         },
     )
 }
