@@ -8,57 +8,24 @@
 /// one status line does.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { test } from 'node:test';
+import { seriousViolationsInLooks } from './axe.mjs';
 import { openPage, post, serverAndBrowser, waitConnected, waitForText } from './helpers.mjs';
 
-const require = createRequire(import.meta.url);
-const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-
 const PAGES = ['/', '/interval', '/timeout', '/longpoll', '/websocket', '/sse', '/compare', '/dashboard', '/websocket/echo', '/no-such-page'];
-const LOOKS = [
-  { name: 'light', theme: 'light', large: false },
-  { name: 'dark', theme: 'dark', large: false },
-  { name: 'light, Large type', theme: 'light', large: true },
-  { name: 'dark, Large type', theme: 'dark', large: true },
-];
 
 const env = serverAndBrowser();
-
-/** Runs axe in the page. page.evaluate runs outside the page's CSP, so the
- * strict policy stays on while axe reads the page. */
-async function axe(page) {
-  await page.evaluate(AXE);
-  return page.evaluate(async () => {
-    // Let animations (a message's "arrive" flash) finish, so colours are final.
-    const finite = document.getAnimations().filter((a) => a.effect?.getComputedTiming().iterations !== Infinity);
-    await Promise.all(finite.map((a) => a.finished.catch(() => {})));
-    const result = await window.axe.run(document, { resultTypes: ['violations'] });
-    return result.violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')} — ${n.failureSummary?.split('\n').slice(1, 2).join('')}`),
-    }));
-  });
-}
 
 test('axe finds no serious or critical violation on any page, light, dark and Large type', { timeout: 300_000 }, async (t) => {
   // Messages in the room, with a duplicate-free list and own messages, so
   // the message styles are checked too.
   for (let i = 1; i <= 3; i += 1) await post(env.base, 'ada', `a message to read, number ${i}`, i === 2 ? 'websocket' : 'interval');
-  const failures = [];
-  for (const look of LOOKS) {
-    for (const path of PAGES) {
-      const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
-      await context.addInitScript(({ theme, large }) => {
-        localStorage.setItem('weebsockets.theme', theme);
-        localStorage.setItem('weebsockets.large', large ? '1' : '0');
-        localStorage.setItem('weebsockets.name', 'axe');
-      }, look);
-      const page = await context.newPage();
-      await page.goto(env.base + path);
+  const failures = await seriousViolationsInLooks(t, {
+    browser: env.browser,
+    base: env.base,
+    paths: PAGES,
+    viewport: { width: 1280, height: 900 },
+    ready: async (page, path) => {
       if (['/interval', '/timeout', '/longpoll', '/websocket', '/sse'].includes(path)) {
         await waitConnected(page);
         await waitForText(page, 'a message to read, number 3');
@@ -67,12 +34,8 @@ test('axe finds no serious or critical violation on any page, light, dark and La
         await page.waitForFunction(() => document.querySelectorAll('[data-role="state"][data-tone="ok"]').length === 5);
       }
       if (path === '/dashboard') await page.waitForSelector('#conn-state[data-tone="ok"]');
-      const found = (await axe(page)).filter((v) => v.impact === 'serious' || v.impact === 'critical');
-      for (const v of found) failures.push(`${path} (${look.name}): ${v.id} [${v.impact}] ${v.help}\n    ${v.nodes.join('\n    ')}`);
-      await context.close();
-    }
-    t.diagnostic(`${look.name}: ${PAGES.length} pages checked`);
-  }
+    },
+  });
   assert.deepEqual(failures, [], failures.join('\n'));
 });
 

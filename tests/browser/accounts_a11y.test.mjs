@@ -8,11 +8,11 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { seriousAxeViolations } from './axe.mjs';
 import {
   ACCOUNT_ARGS,
   createAccount,
   post,
-  seriousAxeViolations,
   serverAndBrowser,
   signIn,
   submitAccountForm,

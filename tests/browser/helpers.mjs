@@ -292,23 +292,3 @@ export async function createAccount(base, name, password, { token } = {}) {
   const res = await fetch(`${base}/api/accounts`, { method: 'POST', headers, body: JSON.stringify({ name, password }) });
   return { status: res.status, body: await res.json() };
 }
-
-/**
- * Runs axe-core in the page (page.evaluate runs outside the page's CSP, so
- * the strict policy stays on) once animations have finished, and returns
- * its serious and critical violations, each as one line.
- */
-export async function seriousAxeViolations(page) {
-  const { readFileSync } = await import('node:fs');
-  const { createRequire } = await import('node:module');
-  const axe = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-  await page.evaluate(axe);
-  return page.evaluate(async () => {
-    const finite = document.getAnimations().filter((a) => a.effect?.getComputedTiming().iterations !== Infinity);
-    await Promise.all(finite.map((a) => a.finished.catch(() => {})));
-    const result = await window.axe.run(document, { resultTypes: ['violations'] });
-    return result.violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id} [${v.impact}] ${v.help}: ${v.nodes.slice(0, 5).map((n) => n.target.join(' ')).join(', ')}`);
-  });
-}
