@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::editors::*;
+use common::traces::Rng;
 use common::*;
 use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
@@ -198,16 +199,13 @@ impl Editor {
         let len = self.client.doc().len_chars();
         let roll = self.rng.below(100);
         let (delete, insert) = if len == 0 || roll < 55 {
-            (0, 1 + self.rng.below(3) as usize)
+            (0, 1 + self.rng.below(3))
         } else if roll < 85 {
-            (1 + self.rng.below(len.min(3) as u64) as usize, 0)
+            (1 + self.rng.below(len.min(3)), 0)
         } else {
-            (
-                1 + self.rng.below(len.min(2) as u64) as usize,
-                1 + self.rng.below(2) as usize,
-            )
+            (1 + self.rng.below(len.min(2)), 1 + self.rng.below(2))
         };
-        let pos = self.rng.below((len - delete + 1) as u64) as usize;
+        let pos = self.rng.below(len - delete + 1);
         let text: String = (0..insert)
             .map(|_| {
                 self.chars_used += 1;
@@ -232,13 +230,13 @@ impl Editor {
         let shared = Arc::clone(&self.shared);
         // One POST in ten loses its answer: the request is abandoned after
         // a few milliseconds, before or after the server stored it.
-        let cut_off = self.rng.percent(10).then(|| self.rng.below(6));
+        let cut_off = self.rng.percent(10).then(|| self.rng.pause_below(6));
         tokio::spawn(async move {
             let post = request(&shared.api, reqwest::Method::POST, "/api/doc/ops", &body);
             match cut_off {
-                Some(ms) => {
+                Some(patience) => {
                     shared.counts.answers_cut_off.fetch_add(1, Relaxed);
-                    let _ = tokio::time::timeout(Duration::from_millis(ms), post).await;
+                    let _ = tokio::time::timeout(patience, post).await;
                 }
                 None => {
                     let answer = post.await;
@@ -352,7 +350,7 @@ impl Editor {
             }
         }
         let mut edits_left = EDITS;
-        let mut next_edit = Instant::now() + Duration::from_millis(self.rng.below(MAX_PAUSE_MS));
+        let mut next_edit = Instant::now() + self.rng.pause_below(MAX_PAUSE_MS);
         let mut health = tokio::time::interval(Duration::from_millis(200));
         let mut done = false;
         loop {
@@ -368,7 +366,7 @@ impl Editor {
                 Some(stored) = inbox.recv() => self.take(stored).await,
                 _ = tokio::time::sleep_until(next_edit), if edits_left > 0 => {
                     edits_left -= 1;
-                    next_edit = Instant::now() + Duration::from_millis(self.rng.below(MAX_PAUSE_MS));
+                    next_edit = Instant::now() + self.rng.pause_below(MAX_PAUSE_MS);
                     let op = self.random_edit();
                     if let Some(submission) = self.client.edit(op).unwrap() {
                         self.submitted(submission).await;
@@ -475,7 +473,7 @@ async fn interval_reader(
             "/api/doc/ops?since={}&transport=interval&seq={n}",
             cursor.load(Relaxed)
         );
-        let delay = Duration::from_millis(rng.below(MAX_ANSWER_DELAY_MS));
+        let delay = rng.pause_below(MAX_ANSWER_DELAY_MS);
         let (shared, tx, newest) = (
             Arc::clone(&shared),
             tx.clone(),
@@ -562,7 +560,7 @@ async fn long_poll_reader(
         );
         // One poll in ten is abandoned within 5 ms, held or not.
         let patience = match rng.percent(10) {
-            true => Duration::from_millis(rng.below(6)),
+            true => rng.pause_below(6),
             false => PATIENCE,
         };
         match tokio::time::timeout(patience, poll_answer(&shared, &path)).await {

@@ -579,6 +579,16 @@ impl Rng {
     pub fn percent(&mut self, percent: u32) -> bool {
         self.next_u64() % 100 < u64::from(percent)
     }
+
+    /// A wait of less than `ms` milliseconds (`ms > 0`).
+    pub fn pause_below(&mut self, ms: u64) -> std::time::Duration {
+        std::time::Duration::from_millis(self.next_u64() % ms)
+    }
+
+    /// A seed for another generator.
+    pub fn fork(&mut self) -> Rng {
+        Rng::new(self.next_u64())
+    }
 }
 
 /// Pieces of text the random documents are made of: ASCII, whitespace, CJK,
